@@ -69,6 +69,18 @@ type Options struct {
 	// Concurrency is how many goroutines the concurrency test runs. Zero
 	// means 8.
 	Concurrency int
+	// MaxKeyLen is the longest key the store takes, for a store that
+	// documents a limit below kvstore.MaxKeyLen (S3 under a key prefix).
+	// Zero means kvstore.MaxKeyLen.
+	MaxKeyLen int
+	// MaxSegmentLen is the longest path segment the store takes, for a
+	// backend kept on a file system that caps a name (versitygw's posix
+	// backend: 255). Zero means no limit of its own.
+	MaxSegmentLen int
+	// NoNesting declares a backend that cannot hold a value under a key
+	// that is also a folder of other keys ("a" and "a/b"), as versitygw's
+	// posix backend cannot. The suite then skips that check.
+	NoNesting bool
 }
 
 // Run runs the conformance suite against the Stores newStore returns. Each
@@ -87,11 +99,14 @@ func RunWithOptions(t *testing.T, newStore func(t *testing.T) kvstore.Store, o O
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
 	}
+	if o.MaxKeyLen == 0 {
+		o.MaxKeyLen = kvstore.MaxKeyLen
+	}
 	ctx := context.Background()
 
 	t.Run("RoundTrip", func(t *testing.T) {
 		s := newStore(t)
-		for _, tc := range []struct{ key, value string }{
+		cases := []struct{ key, value string }{
 			{"a", "1"},
 			{"certs/10.0.1.7:8443", "-----BEGIN CERTIFICATE-----\n"},
 			{"services/hello/[::1]:50051", `{"addr":"[::1]:50051"}`},
@@ -100,8 +115,12 @@ func RunWithOptions(t *testing.T, newStore func(t *testing.T) kvstore.Store, o O
 			{"dots.in/the.middle..ok", "ok"},
 			{"empty-value", ""},
 			{"binary", "\x00\xff\x01\n"},
-			{strings.Repeat("k", kvstore.MaxKeyLen), "longest key"},
-		} {
+			{longestKey(o), "longest key"},
+		}
+		if o.MaxSegmentLen == 0 || o.MaxSegmentLen >= 600 {
+			cases = append(cases, struct{ key, value string }{"long/" + strings.Repeat("é", 300) + "/segment", "600-byte segment"})
+		}
+		for _, tc := range cases {
 			mustPut(t, s, tc.key, []byte(tc.value))
 			got, err := s.Get(ctx, tc.key)
 			if err != nil {
@@ -149,10 +168,18 @@ func RunWithOptions(t *testing.T, newStore func(t *testing.T) kvstore.Store, o O
 	})
 
 	t.Run("KeyAndPrefixOfKey", func(t *testing.T) {
+		if o.NoNesting {
+			t.Skip("the store declares it cannot nest keys (Options.NoNesting)")
+		}
 		s := newStore(t)
 		mustPut(t, s, "a", []byte("1"))
 		mustPut(t, s, "a/b", []byte("2"))
 		mustPut(t, s, "a/b/c", []byte("3"))
+		long := strings.Repeat("λ", 150) + strings.Repeat("x", 300)
+		mustPut(t, s, "a/"+long, []byte("4"))
+		assertList(t, s, "a/", []string{"a/b", "a/b/c", "a/" + long})
+		assertList(t, s, "a/"+long[:250], []string{"a/" + long})
+		mustDelete(t, s, "a/"+long)
 		for k, want := range map[string]string{"a": "1", "a/b": "2", "a/b/c": "3"} {
 			if got := mustGet(t, s, k); string(got) != want {
 				t.Errorf("Get(%q) = %q, want %q", k, got, want)
@@ -357,6 +384,29 @@ func RunWithOptions(t *testing.T, newStore func(t *testing.T) kvstore.Store, o O
 			t.Errorf("shared key holds %q, want the last value some writer put", got)
 		}
 	})
+}
+
+// longestKey returns a key of o.MaxKeyLen bytes in segments no longer than
+// o.MaxSegmentLen.
+func longestKey(o Options) string {
+	seg := o.MaxKeyLen
+	if o.MaxSegmentLen > 0 && o.MaxSegmentLen < seg {
+		seg = o.MaxSegmentLen
+	}
+	var b strings.Builder
+	for left := o.MaxKeyLen; left > 0; {
+		if b.Len() > 0 {
+			b.WriteByte('/')
+			left--
+		}
+		n := min(seg, left)
+		if left-n == 1 { // leave room for a slash and one more byte
+			n--
+		}
+		b.WriteString(strings.Repeat("k", n))
+		left -= n
+	}
+	return b.String()
 }
 
 func checkInvalid(t *testing.T, op, key string, f func() error) {

@@ -184,6 +184,7 @@ func (c *creds) exchange(ctx context.Context, conn net.Conn, innerAI credentials
 	// The exchange failed. Tell the peer why where the connection still
 	// works, then wait for its final frame so that closing the connection
 	// does not reset it before the peer has read ours.
+	retErr := failure(m, ferr, localRole(peer)) // before draining changes m
 	cause := ferr
 	if m.err != nil {
 		cause = m.err
@@ -200,19 +201,25 @@ func (c *creds) exchange(ctx context.Context, conn net.Conn, innerAI credentials
 			_ = m.awaitFinal()
 		}
 	}
-	if m.peerRejected != nil {
-		return nil, m.peerRejected
-	}
+	return nil, retErr
+}
+
+// failure returns the error a failed exchange reports locally: the peer's
+// rejection if it refused first, the local Reject, the connection's failure,
+// or the function's error.
+func failure(m *messenger, ferr error, role string) error {
 	var rj *rejectError
 	switch {
+	case m.peerRejected != nil:
+		return m.peerRejected
 	case errors.As(ferr, &rj):
-		return nil, rj
+		return rj
 	case m.err != nil:
-		return nil, m.err
+		return m.err
 	case errors.Is(ferr, context.DeadlineExceeded) || errors.Is(ferr, os.ErrDeadlineExceeded):
-		return nil, fmt.Errorf("handshake: timed out: %w", ferr)
+		return fmt.Errorf("handshake: timed out: %w", ferr)
 	default:
-		return nil, fmt.Errorf("handshake: %s function failed: %w", localRole(peer), ferr)
+		return fmt.Errorf("handshake: %s function failed: %w", role, ferr)
 	}
 }
 

@@ -125,12 +125,15 @@ func TestInfoCloneOverrideServerName(t *testing.T) {
 		t.Fatalf("Info() = %+v, want the inner's %+v (grpc-go derives :scheme from it)", got, want)
 	}
 	clone := creds.Clone()
-	if err := clone.OverrideServerName("localhost"); err != nil { //nolint:staticcheck // testing the deprecated delegate
+	//lint:ignore SA1019 the deprecated method must keep working.
+	if err := clone.OverrideServerName("localhost"); err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 the deprecated field shows the override.
 	if got := clone.Info().ServerName; got != "localhost" {
 		t.Fatalf("clone Info().ServerName = %q after OverrideServerName, want localhost", got)
 	}
+	//lint:ignore SA1019 the deprecated field shows the override.
 	if got := creds.Info().ServerName; got != "" {
 		t.Fatalf("original Info().ServerName = %q: the clone shares state", got)
 	}

@@ -104,6 +104,10 @@ func (d Dialer) upgrade(ctx context.Context, c net.Conn, addr string) (net.Conn,
 		return nil, errorf("upgrade to h2c at %s: %w", addr, context.Cause(ctx))
 	}
 	if err != nil {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			// The connection's deadline was ctx's and fired first.
+			return nil, errorf("upgrade to h2c at %s: %w", addr, context.DeadlineExceeded)
+		}
 		return nil, err
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {

@@ -2,7 +2,6 @@ package h2c
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -116,19 +115,7 @@ func TestServeHTTPInOwnServer(t *testing.T) {
 	srv := &Server{HTTP2Handler: gs, NonUpgradeHandler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "plain")
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-		<-errc
-	})
-	addr := ln.Addr().String()
+	addr := serveHTTPServer(t, &http.Server{Handler: srv}, srv)
 
 	t.Run("upgrade", func(t *testing.T) { checkRPCs(t, addr, Dialer{}) })
 	t.Run("prior-knowledge", func(t *testing.T) { checkRPCs(t, addr, Dialer{PriorKnowledge: true}) })

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -216,4 +217,22 @@ func bidi(ctx context.Context, cc grpc.ClientConnInterface, msgs []string) ([]st
 func grpcFrame(msg string) []byte {
 	b := []byte{0, byte(len(msg) >> 24), byte(len(msg) >> 16), byte(len(msg) >> 8), byte(len(msg))}
 	return append(b, msg...)
+}
+
+// serveHTTPServer serves hs (whose handler is srv) on a loopback listener
+// and shuts both down when the test ends.
+func serveHTTPServer(t testing.TB, hs *http.Server, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+		<-errc
+	})
+	return ln.Addr().String()
 }

@@ -171,7 +171,7 @@ func (s *scriptedLookup) lookup(ctx context.Context, target string) ([]string, e
 }
 
 func (s *scriptedLookup) reply(addrs ...string) { s.results <- lookupResult{addrs: addrs} }
-func (s *scriptedLookup) fail(err error)       { s.results <- lookupResult{err: err} }
+func (s *scriptedLookup) fail(err error)        { s.results <- lookupResult{err: err} }
 
 // recordLogger collects warnings.
 type recordLogger struct {

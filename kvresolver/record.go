@@ -193,10 +193,10 @@ func parseMetadata(d *json.Decoder) (map[string]string, error) {
 func expectDelim(d *json.Decoder, want json.Delim) error {
 	t, err := d.Token()
 	if err != nil {
-		return fmt.Errorf("want %q: %w", want, err)
+		return fmt.Errorf("want %q: %w", rune(want), err)
 	}
 	if got, ok := t.(json.Delim); !ok || got != want {
-		return fmt.Errorf("want %q, got %s", want, describe(t))
+		return fmt.Errorf("want %q, got %s", rune(want), describe(t))
 	}
 	return nil
 }
@@ -216,7 +216,7 @@ func stringToken(d *json.Decoder, what string) (string, error) {
 func describe(t json.Token) string {
 	switch t := t.(type) {
 	case json.Delim:
-		return fmt.Sprintf("%q", t.String())
+		return fmt.Sprintf("%q", rune(t))
 	case string:
 		return "a string"
 	case nil:

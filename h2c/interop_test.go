@@ -124,22 +124,25 @@ func TestCurlGRPC(t *testing.T) {
 	if err := os.WriteFile(msg, grpcFrame("hi"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	grpcArgs := []string{"-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "@" + msg}
 	for _, tc := range []struct {
 		name       string
 		mode       string
 		method     string
+		data       string
 		wantStatus string
 		wantBody   string
 	}{
-		{"prior knowledge", "--http2-prior-knowledge", "Unary", "grpc-status: 0\n", string(grpcFrame("echo:hi"))},
-		{"prior knowledge unknown method", "--http2-prior-knowledge", "Nope", "grpc-status: 12\n", ""},
-		{"upgrade", "--http2", "Unary", "grpc-status: 0\n", string(grpcFrame("echo:hi"))},
-		{"upgrade unknown method", "--http2", "Nope", "grpc-status: 12\n", ""},
+		{"prior knowledge", "--http2-prior-knowledge", "Unary", "@" + msg, "grpc-status: 0\n", string(grpcFrame("echo:hi"))},
+		// No body for an unknown method: grpc-go answers before reading
+		// the request and then resets the stream the client still has
+		// open, which curl 7.88 can report as a framing error.
+		{"prior knowledge unknown method", "--http2-prior-knowledge", "Nope", "", "grpc-status: 12\n", ""},
+		{"upgrade", "--http2", "Unary", "@" + msg, "grpc-status: 0\n", string(grpcFrame("echo:hi"))},
+		{"upgrade unknown method", "--http2", "Nope", "", "grpc-status: 12\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{tc.mode}, grpcArgs...)
-			r := curl(t, append(args, base+"/h2ctest.Echo/"+tc.method)...)
+			r := curl(t, tc.mode, "-H", "content-type: application/grpc", "-H", "te: trailers",
+				"--data-binary", tc.data, base+"/h2ctest.Echo/"+tc.method)
 			if r.version != "2" || !strings.Contains(r.headers, tc.wantStatus) || r.body != tc.wantBody {
 				t.Errorf("version %q body %q headers:\n%s\nwant %q and body %q", r.version, r.body, r.headers, tc.wantStatus, tc.wantBody)
 			}

@@ -41,6 +41,7 @@ type signedMessage struct {
 	sigAlg        algID
 	signedAttrs   []byte // DER of the signed attributes as a SET: what is signed
 	signature     []byte
+	sid           []byte // DER of the signer identifier (not used to verify)
 	messageDigest []byte
 	signingTime   time.Time // zero when absent
 	// protection holds the CMSAlgorithmProtection attribute's algorithms,
@@ -272,18 +273,20 @@ func (m *signedMessage) parseSignerInfo(b []byte) error {
 	}
 	// sid: issuerAndSerialNumber (version 1) or [0] subjectKeyIdentifier
 	// (version 3). Not used: the key comes from the verifier's trust.
+	var sid asn1.RawValue
 	switch {
 	case v == 1:
-		if _, err := r.expect(asn1.ClassUniversal, asn1.TagSequence, true, "signer id"); err != nil {
+		if sid, err = r.expect(asn1.ClassUniversal, asn1.TagSequence, true, "signer id"); err != nil {
 			return err
 		}
 	case v == 3:
-		if _, err := r.expect(asn1.ClassContextSpecific, 0, false, "signer id"); err != nil {
+		if sid, err = r.expect(asn1.ClassContextSpecific, 0, false, "signer id"); err != nil {
 			return err
 		}
 	default:
 		return fmt.Errorf("signer info version %d", v)
 	}
+	m.sid = sid.FullBytes
 	if m.digestAlg, err = r.algID("digest algorithm"); err != nil {
 		return err
 	}

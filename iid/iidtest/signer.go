@@ -156,25 +156,15 @@ func (s *Signer) SignRaw(form iid.Form, doc []byte) ([]byte, error) {
 	case iid.FormRSA2048:
 		return BuildPKCS7(doc, PKCS7Options{
 			Digest:    crypto.SHA256,
-			Sign:      func(h []byte) ([]byte, error) { return rsa.SignPKCS1v15(rand.Reader, s.rsa2048, crypto.SHA256, h) },
+			Sign:      func(h []byte) ([]byte, error) { return s.SignDigest(form, crypto.SHA256, h) },
 			SigAlg:    OIDSHA256WithRSA,
 			Protected: true,
 			Cert:      s.cert.Raw,
 		})
 	case iid.FormPKCS7:
-		k, err := s.dsa()
-		if err != nil {
-			return nil, err
-		}
 		return BuildPKCS7(doc, PKCS7Options{
 			Digest: crypto.SHA1,
-			Sign: func(h []byte) ([]byte, error) {
-				r, ss, err := dsa.Sign(rand.Reader, k, h)
-				if err != nil {
-					return nil, err
-				}
-				return asn1.Marshal(struct{ R, S *big.Int }{r, ss})
-			},
+			Sign:   func(h []byte) ([]byte, error) { return s.SignDigest(form, crypto.SHA1, h) },
 			SigAlg: OIDDSAWithSHA1,
 		})
 	}
@@ -229,7 +219,29 @@ type PKCS7Options struct {
 	// Content, if set, is attached in place of the signed document (the
 	// messageDigest still covers the document).
 	Content []byte
+	// ProtectionSigAlg, if set, is the signature algorithm named in the
+	// CMSAlgorithmProtection attribute in place of SigAlg.
+	ProtectionSigAlg asn1.ObjectIdentifier
+	// ExtraAttributes are DER Attribute SEQUENCEs added to the signed
+	// attributes.
+	ExtraAttributes [][]byte
 }
+
+// Attribute returns the DER of a PKCS#7 Attribute with one value.
+func Attribute(typ asn1.ObjectIdentifier, value any) ([]byte, error) {
+	v, err := asn1.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	set, err := asn1.Marshal(asn1.RawValue{Tag: asn1.TagSet, IsCompound: true, Bytes: v})
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(attribute{Type: typ, Values: asn1.RawValue{FullBytes: set}})
+}
+
+// OIDMessageDigest is the messageDigest attribute type.
+var OIDMessageDigest = oidMessageDigest
 
 type attribute struct {
 	Type   asn1.ObjectIdentifier
@@ -288,7 +300,11 @@ func BuildPKCS7(doc []byte, o PKCS7Options) ([]byte, error) {
 		return nil, err
 	}
 	if o.Protected {
-		sigDER, err := asn1.Marshal(sigAlg)
+		protAlg := sigAlg
+		if o.ProtectionSigAlg != nil {
+			protAlg = pkix.AlgorithmIdentifier{Algorithm: o.ProtectionSigAlg}
+		}
+		sigDER, err := asn1.Marshal(protAlg)
 		if err != nil {
 			return nil, err
 		}
@@ -297,6 +313,12 @@ func BuildPKCS7(doc []byte, o PKCS7Options) ([]byte, error) {
 			D pkix.AlgorithmIdentifier
 			S asn1.RawValue
 		}{digestAlg, asn1.RawValue{FullBytes: sigDER}}); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range o.ExtraAttributes {
+		attrs = append(attrs, attribute{})
+		if _, err := asn1.Unmarshal(x, &attrs[len(attrs)-1]); err != nil {
 			return nil, err
 		}
 	}
@@ -357,4 +379,27 @@ func BuildPKCS7(doc []byte, o PKCS7Options) ([]byte, error) {
 		Type    asn1.ObjectIdentifier
 		Content asn1.RawValue
 	}{oidSignedData, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sdDER}})
+}
+
+// SignDigest signs a digest (made with h) with the form's key: RSA PKCS#1
+// v1.5 for FormRSA2048 and FormSignature, a DER Dss-Sig-Value for
+// FormPKCS7. Tests use it with BuildPKCS7 to craft messages.
+func (s *Signer) SignDigest(form iid.Form, h crypto.Hash, digest []byte) ([]byte, error) {
+	switch form {
+	case iid.FormRSA2048:
+		return rsa.SignPKCS1v15(rand.Reader, s.rsa2048, h, digest)
+	case iid.FormSignature:
+		return rsa.SignPKCS1v15(rand.Reader, s.rsa1024, h, digest)
+	case iid.FormPKCS7:
+		k, err := s.dsa()
+		if err != nil {
+			return nil, err
+		}
+		r, ss, err := dsa.Sign(rand.Reader, k, digest)
+		if err != nil {
+			return nil, err
+		}
+		return asn1.Marshal(struct{ R, S *big.Int }{r, ss})
+	}
+	return nil, fmt.Errorf("iidtest: unknown form %q", form)
 }

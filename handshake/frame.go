@@ -231,3 +231,27 @@ func (m *messenger) awaitFinal() error {
 	}
 	return m.peerRejected
 }
+
+// maxDrainFrames bounds the data frames drainFinal discards.
+const maxDrainFrames = 16
+
+// drainFinal reads up to the peer's final frame after a local rejection,
+// discarding data frames the peer was still sending, so that closing the
+// connection does not reset it before the peer has read the rejection. It is
+// bounded by the connection deadline and by maxDrainFrames.
+func (m *messenger) drainFinal() {
+	for i := 0; i < maxDrainFrames && m.err == nil && m.peerFinal == 0; i++ {
+		typ, payload, err := readFrame(m.rw, m.maxMsg)
+		if err != nil {
+			m.err = err
+			return
+		}
+		switch typ {
+		case frameData:
+			continue
+		case frameReject:
+			m.peerRejected = &rejectedError{by: m.side, reason: sanitizeReason(string(payload))}
+		}
+		m.peerFinal = typ
+	}
+}

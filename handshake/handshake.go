@@ -122,6 +122,11 @@ func (c *creds) ClientHandshake(ctx context.Context, authority string, rawConn n
 // it no context: the handshake, the inner one included, is bounded by
 // WithTimeout through connection deadlines, and at most
 // WithMaxConcurrentHandshakes run at once. It closes rawConn on failure.
+//
+// On success the returned connection keeps a deadline WithTimeout from now:
+// grpc-go's server reads the client's HTTP/2 preface under it and then
+// clears it, as it does for its own connection timeout. Other callers must
+// clear it themselves.
 func (c *creds) ServerHandshake(rawConn net.Conn) (_ net.Conn, _ credentials.AuthInfo, err error) {
 	deadline := time.Now().Add(c.cfg.timeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -152,8 +157,12 @@ func (c *creds) ServerHandshake(rawConn net.Conn) (_ net.Conn, _ credentials.Aut
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := clearDeadlines(secured, rawConn); err != nil {
-		return nil, nil, err
+	// grpc-go's server reads the client's HTTP/2 preface next, under the
+	// connection timeout it set before calling us and clears afterwards.
+	// Ours replaced it, so leave a fresh bounded window rather than none:
+	// an authenticated client must not stall the preface forever.
+	if err := secured.SetDeadline(time.Now().Add(c.cfg.timeout)); err != nil {
+		return nil, nil, fmt.Errorf("handshake: setting deadline: %w", err)
 	}
 	return secured, newAuthInfo(innerAI, value), nil
 }
@@ -198,7 +207,7 @@ func (c *creds) exchange(ctx context.Context, conn net.Conn, innerAI credentials
 			_ = conn.SetWriteDeadline(time.Now().Add(c.grace()))
 		}
 		if writeFrame(conn, frameReject, []byte(reason)) == nil && !timedOut && m.err == nil {
-			_ = m.awaitFinal()
+			m.drainFinal()
 		}
 	}
 	return nil, retErr

@@ -82,6 +82,18 @@ var outcomes = []serverOutcome{
 		},
 	},
 	{
+		name: "reject before reading",
+		fn: func(context.Context, handshake.Messenger, credentials.AuthInfo) (any, error) {
+			return nil, handshake.Reject("not now")
+		},
+		clientErr: "handshake: rejected by server: not now",
+		serverErr: func(t *testing.T, err error) {
+			if err == nil || err.Error() != "handshake: rejecting peer: not now" {
+				t.Errorf("server error = %v", err)
+			}
+		},
+	},
+	{
 		name: "function error",
 		fn: func(_ context.Context, m handshake.Messenger, _ credentials.AuthInfo) (any, error) {
 			if err := recvHello(m); err != nil {
@@ -513,4 +525,20 @@ func TestHostileTLSClient(t *testing.T) {
 		t.Fatalf("server error = %v, want the inner handshake timed out", res.err)
 	}
 	expectClosed(t, c)
+}
+
+// TestStalledPrefaceAfterHandshake checks that a client that completes the
+// handshake and then never sends gRPC's preface is still dropped: the server
+// leaves grpc-go a bounded window, not an endless read.
+func TestStalledPrefaceAfterHandshake(t *testing.T) {
+	srv := startServer(t, handshake.Wrap(insecure.NewCredentials(), handshake.Funcs{}, handshake.WithTimeout(shortTimeout)))
+	c := dialRaw(t, srv.addr)
+	write(t, c, []byte{2, 0, 0, 0, 0}) // accept
+	if typ, reason := readRawFrame(t, c); typ != 0x02 || reason != "" {
+		t.Fatalf("server sent %#x %q, want accept", typ, reason)
+	}
+	if res := srv.rec.next(t); res.err != nil {
+		t.Fatalf("server handshake error = %v", res.err)
+	}
+	expectClosed(t, c) // within testTimeout, far below grpc-go's own 120s
 }

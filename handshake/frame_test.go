@@ -2,14 +2,19 @@ package handshake
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestMain(m *testing.M) {
@@ -212,5 +217,48 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatalf("sanitized reason %q is not clean", s)
 			}
 		}
+	})
+}
+
+// FuzzServerHandshake feeds arbitrary client bytes to a server handshake
+// (insecure inner, an echoing ServerFunc) over an in-memory pipe: it must end
+// within its timeout with a handshake: error or a success, never panic.
+func FuzzServerHandshake(f *testing.F) {
+	f.Add([]byte{1, 0, 0, 0, 2, 'h', 'i', 2, 0, 0, 0, 0})
+	f.Add([]byte{1, 0, 0, 0, 2, 'h', 'i', 3, 0, 0, 0, 2, 'n', 'o'})
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{2, 0, 0, 0, 0})
+	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	creds := Wrap(insecure.NewCredentials(), Funcs{
+		Server: func(_ context.Context, m Messenger, _ credentials.AuthInfo) (any, error) {
+			msg, err := m.Recv()
+			if err != nil {
+				return nil, err
+			}
+			return nil, m.Send(msg)
+		},
+	}, WithTimeout(50*time.Millisecond), WithMaxMessageSize(64))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		client, server := net.Pipe()
+		defer client.Close()
+		done := make(chan struct{})
+		go func() { // the client: write the input, read whatever comes back
+			defer close(done)
+			go func() { _, _ = client.Write(in) }()
+			_, _ = io.Copy(io.Discard, client)
+		}()
+		conn, ai, err := creds.ServerHandshake(server)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "handshake: ") {
+				t.Fatalf("error %q lacks the package prefix", err)
+			}
+			if conn != nil || ai != nil {
+				t.Fatal("conn or AuthInfo returned with an error")
+			}
+		} else {
+			_ = conn.Close()
+		}
+		client.Close()
+		<-done
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -103,6 +104,7 @@ func (fs *foreignServer) serve(c net.Conn) {
 	fs.upgrades++
 	fs.mu.Unlock()
 	(&http2.Server{}).ServeConn(foreignConn{c, br}, &http2.ServeConnOpts{
+		BaseConfig:     &http.Server{ErrorLog: log.New(io.Discard, "", 0)},
 		Handler:        fs.handler,
 		UpgradeRequest: req,
 		Settings:       settings,

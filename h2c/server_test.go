@@ -54,7 +54,8 @@ func TestMalformedUpgrade(t *testing.T) {
 	}{
 		{"missing HTTP2-Settings", head + conn + up + close + "\r\n", 400, "h2c: missing HTTP2-Settings header"},
 		{"empty HTTP2-Settings", head + conn + up + "HTTP2-Settings: \r\n\r\n", 400, "h2c: HTTP2-Settings header is empty"},
-		{"HTTP2-Settings not base64url", head + conn + up + "HTTP2-Settings: AAMAAAB+AAQ/\r\n\r\n", 400, "h2c: HTTP2-Settings header is not base64url"},
+		{"HTTP2-Settings not base64url", head + conn + up + "HTTP2-Settings: AAMAAAB+AAQ/\r\n\r\n", 400, "h2c: HTTP2-Settings header has a byte outside base64url at offset 7"},
+		{"HTTP2-Settings bad base64 length", head + conn + up + "HTTP2-Settings: AAAAA\r\n\r\n", 400, "h2c: HTTP2-Settings header is not base64url"},
 		{"HTTP2-Settings odd length", head + conn + up + "HTTP2-Settings: AAMAAABkAA\r\n\r\n", 400, "h2c: HTTP2-Settings payload is 7 bytes, not a multiple of 6"},
 		{"HTTP2-Settings truncated setting", head + conn + up + "HTTP2-Settings: AAMAAA\r\n\r\n", 400, "h2c: HTTP2-Settings payload is 4 bytes, not a multiple of 6"},
 		{"HTTP2-Settings invalid value", head + conn + up + "HTTP2-Settings: AAIAAAAC\r\n\r\n", 400, "h2c: HTTP2-Settings: invalid setting [ENABLE_PUSH = 2]"},

@@ -47,7 +47,13 @@ func decodeSettings(v string) ([]byte, error) {
 	if v == "" {
 		return nil, errors.New("h2c: HTTP2-Settings header is empty")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(v)
+	// The decoder skips '\r' and '\n'; a token68 has neither.
+	if i := strings.IndexFunc(v, func(r rune) bool {
+		return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+	}); i >= 0 {
+		return nil, errorf("HTTP2-Settings header has a byte outside base64url at offset %d", i)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(v)
 	if err != nil {
 		return nil, errorf("HTTP2-Settings header is not base64url: %w", err)
 	}

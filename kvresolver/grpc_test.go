@@ -390,7 +390,7 @@ func TestBadInputThroughGRPC(t *testing.T) {
 		{"malformed address", "kv:///hello", func(context.Context, string) ([]string, error) { return []string{"10.0.0.1"}, nil },
 			`kvresolver: lookup of "hello" returned no valid address: kvresolver: invalid address "10.0.0.1": address 10.0.0.1: missing port in address`},
 		{"garbage record", "kv:///junk", kvresolver.StoreLookup(store, ""),
-			`kvresolver: lookup of "junk": kvresolver: no valid record under "services/junk/", 1 malformed: "services/junk/10.0.0.1:80": kvresolver: invalid record: want '{': invalid character '\x00' looking for beginning of value`},
+			`kvresolver: lookup of "junk": kvresolver: no valid record under "services/junk/", 1 malformed: "services/junk/10.0.0.1:80": kvresolver: invalid record: want '{' at byte 0, got '\x00'`},
 		{"lookup fails", "kv:///hello", func(context.Context, string) ([]string, error) { return nil, errBoom }, `kvresolver: lookup of "hello": boom`},
 		{"nobody registered", "kv:///hello", kvresolver.StoreLookup(store, ""), `kvresolver: lookup of "hello" found no addresses`},
 	} {

@@ -1,11 +1,9 @@
 package kvresolver
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 	"unicode/utf8"
 )
@@ -103,54 +101,48 @@ func parseRecord(b []byte) (Record, error) {
 	if !utf8.Valid(b) {
 		return r, errors.New("not valid UTF-8")
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	if err := expectDelim(d, '{'); err != nil {
-		return r, err
-	}
+	p := &parser{b: b}
 	var haveAddr, haveExp, haveMD bool
-	for d.More() {
-		key, err := stringToken(d, "field name")
-		if err != nil {
-			return r, err
-		}
+	err := p.object(func(key string) error {
+		var err error
 		switch key {
 		case "address":
 			if haveAddr {
-				return r, errors.New(`duplicate field "address"`)
+				return errors.New(`duplicate field "address"`)
 			}
 			haveAddr = true
-			if r.Address, err = stringToken(d, `"address"`); err != nil {
-				return r, err
-			}
+			r.Address, err = p.string(`"address"`)
+			return err
 		case "expires":
 			if haveExp {
-				return r, errors.New(`duplicate field "expires"`)
+				return errors.New(`duplicate field "expires"`)
 			}
 			haveExp = true
-			s, err := stringToken(d, `"expires"`)
+			s, err := p.string(`"expires"`)
 			if err != nil {
-				return r, err
+				return err
 			}
 			if r.Expires, err = time.Parse(time.RFC3339Nano, s); err != nil {
-				return r, fmt.Errorf(`"expires": %w`, err)
+				return fmt.Errorf(`"expires": %w`, err)
 			}
+			return nil
 		case "metadata":
 			if haveMD {
-				return r, errors.New(`duplicate field "metadata"`)
+				return errors.New(`duplicate field "metadata"`)
 			}
 			haveMD = true
-			if r.Metadata, err = parseMetadata(d); err != nil {
-				return r, err
-			}
+			r.Metadata, err = p.metadata()
+			return err
 		default:
-			return r, fmt.Errorf("unknown field %.40q", key)
+			return fmt.Errorf("unknown field %.40q", key)
 		}
-	}
-	if err := expectDelim(d, '}'); err != nil {
+	})
+	if err != nil {
 		return r, err
 	}
-	if _, err := d.Token(); err != io.EOF {
-		return r, errors.New("data after the object")
+	p.space()
+	if p.i != len(p.b) {
+		return r, fmt.Errorf("data after the object at byte %d", p.i)
 	}
 	if !haveAddr {
 		return r, errors.New(`no "address"`)
@@ -164,64 +156,146 @@ func parseRecord(b []byte) (Record, error) {
 	return r, nil
 }
 
-func parseMetadata(d *json.Decoder) (map[string]string, error) {
-	if err := expectDelim(d, '{'); err != nil {
-		return nil, fmt.Errorf(`"metadata": %w`, err)
-	}
+func (p *parser) metadata() (map[string]string, error) {
 	md := map[string]string{}
-	for d.More() {
-		k, err := stringToken(d, "metadata key")
-		if err != nil {
-			return nil, err
-		}
+	err := p.object(func(k string) error {
 		if _, dup := md[k]; dup {
-			return nil, fmt.Errorf("duplicate metadata key %.40q", k)
+			return fmt.Errorf("duplicate metadata key %.40q", k)
 		}
 		if len(md) == MaxMetadata {
-			return nil, fmt.Errorf("over %d metadata entries", MaxMetadata)
+			return fmt.Errorf("over %d metadata entries", MaxMetadata)
 		}
-		if md[k], err = stringToken(d, "metadata value"); err != nil {
-			return nil, err
-		}
-	}
-	if err := expectDelim(d, '}'); err != nil {
+		v, err := p.string("metadata value")
+		md[k] = v
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf(`"metadata": %w`, err)
 	}
 	return md, nil
 }
 
-func expectDelim(d *json.Decoder, want json.Delim) error {
-	t, err := d.Token()
-	if err != nil {
-		return fmt.Errorf("want %q: %w", rune(want), err)
+// parser reads the subset of JSON a record uses: objects and strings. It
+// is strict (RFC 8259 strings, no duplicate fields) and allocates little.
+type parser struct {
+	b []byte
+	i int
+}
+
+func (p *parser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
 	}
-	if got, ok := t.(json.Delim); !ok || got != want {
-		return fmt.Errorf("want %q, got %s", rune(want), describe(t))
+}
+
+// expect skips white space and then c.
+func (p *parser) expect(c byte) error {
+	p.space()
+	if p.i == len(p.b) {
+		return fmt.Errorf("want %q at byte %d, got the end", c, p.i)
 	}
+	if p.b[p.i] != c {
+		return fmt.Errorf("want %q at byte %d, got %q", c, p.i, p.b[p.i])
+	}
+	p.i++
 	return nil
 }
 
-func stringToken(d *json.Decoder, what string) (string, error) {
-	t, err := d.Token()
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", what, err)
+// object reads an object, calling member for each key with the parser at
+// the key's value.
+func (p *parser) object(member func(key string) error) error {
+	if err := p.expect('{'); err != nil {
+		return err
 	}
-	s, ok := t.(string)
-	if !ok {
-		return "", fmt.Errorf("%s: want a string, got %s", what, describe(t))
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return nil
 	}
-	return s, nil
+	for {
+		k, err := p.string("field name")
+		if err != nil {
+			return err
+		}
+		if err := p.expect(':'); err != nil {
+			return err
+		}
+		if err := member(k); err != nil {
+			return err
+		}
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == '}' {
+			p.i++
+			return nil
+		}
+		if err := p.expect(','); err != nil {
+			return fmt.Errorf("%w (or '}')", err)
+		}
+	}
 }
 
-func describe(t json.Token) string {
-	switch t := t.(type) {
-	case json.Delim:
-		return fmt.Sprintf("%q", rune(t))
-	case string:
-		return "a string"
-	case nil:
-		return "null"
-	default:
-		return fmt.Sprintf("a %T", t)
+// string reads a JSON string.
+func (p *parser) string(what string) (string, error) {
+	p.space()
+	if p.i == len(p.b) || p.b[p.i] != '"' {
+		if p.i == len(p.b) {
+			return "", fmt.Errorf("%s: want a string at byte %d, got the end", what, p.i)
+		}
+		return "", fmt.Errorf("%s: want a string at byte %d, got %q", what, p.i, p.b[p.i])
 	}
+	start := p.i
+	p.i++
+	escaped := false
+	for {
+		if p.i == len(p.b) {
+			return "", fmt.Errorf("%s: unterminated string at byte %d", what, start)
+		}
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			if !escaped {
+				return string(p.b[start+1 : p.i-1]), nil
+			}
+			var s string
+			if err := json.Unmarshal(p.b[start:p.i], &s); err != nil {
+				return "", fmt.Errorf("%s: %w", what, err)
+			}
+			return s, nil
+		case c < 0x20:
+			return "", fmt.Errorf("%s: control character %q in string at byte %d", what, c, p.i)
+		case c == '\\':
+			escaped = true
+			if p.i+1 == len(p.b) {
+				return "", fmt.Errorf("%s: unterminated string at byte %d", what, start)
+			}
+			switch p.b[p.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i += 2
+			case 'u':
+				if p.i+6 > len(p.b) || !isHex4(p.b[p.i+2:p.i+6]) {
+					return "", fmt.Errorf("%s: bad \\u escape at byte %d", what, p.i)
+				}
+				p.i += 6
+			default:
+				return "", fmt.Errorf("%s: bad escape at byte %d", what, p.i)
+			}
+		default:
+			p.i++
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

@@ -350,6 +350,11 @@ func (s *Server) serveNonUpgrade(w http.ResponseWriter, r *http.Request) {
 // reaching an HTTP/1.1-only server) is served as HTTP/2, and everything else
 // goes to NonUpgradeHandler. Close releases what ServeHTTP started.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h2 := r.ProtoMajor >= 2 || isH2CUpgrade(r.Header)
+	if h2 && s.HTTP2Handler == nil {
+		http.Error(w, "h2c: Server.HTTP2Handler is nil", http.StatusInternalServerError)
+		return
+	}
 	switch {
 	case r.ProtoMajor >= 2 && r.Method == "PRI" && r.RequestURI == "*":
 		s.servePRI(w, r)

@@ -248,3 +248,16 @@ func TestCloseWithLiveConnections(t *testing.T) {
 		}
 	}
 }
+
+func TestServeHTTPWithoutHandler(t *testing.T) {
+	srv := &Server{NonUpgradeHandler: protoHandler("h1")}
+	addr := serveHTTPServer(t, &http.Server{Handler: srv}, srv)
+	resp, body := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAIAAAAA\r\n\r\n")
+	if resp.StatusCode != http.StatusInternalServerError || !strings.HasPrefix(body, "h2c: Server.HTTP2Handler is nil") {
+		t.Errorf("got %d %q", resp.StatusCode, body)
+	}
+	resp, body = rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != http.StatusOK || body != "h1 HTTP/1.1 GET " {
+		t.Errorf("got %d %q", resp.StatusCode, body)
+	}
+}

@@ -1,6 +1,7 @@
 package iid_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -232,5 +233,50 @@ func TestHandshakeClientFetchFails(t *testing.T) {
 func TestFromContextWithoutHandshake(t *testing.T) {
 	if d, ok := iid.FromContext(context.Background()); ok || d != nil {
 		t.Fatal("found a document in an empty context")
+	}
+}
+
+func TestHandshakeHostileClients(t *testing.T) {
+	f := newFixture(t)
+	v, err := iid.NewVerifier(append(f.trust, iid.WithAllowedForms(iid.FormRSA2048, iid.FormSignature))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, clientTLS := tlsPair(t)
+	ds := startServer(t, handshake.Wrap(serverTLS, handshake.Funcs{Server: iid.NewServerHandshake(v)}))
+
+	sig, err := f.signer.Sign(iid.FormRSA2048, demoDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(demoDoc, []byte("t3.micro"), []byte("t3.large"), 1)
+	send := func(msg []byte) handshake.ClientFunc {
+		return func(ctx context.Context, m handshake.Messenger, _ credentials.AuthInfo) (any, error) {
+			return nil, m.Send(msg)
+		}
+	}
+	tests := []struct {
+		name    string
+		client  handshake.ClientFunc
+		wantErr string
+	}{
+		{"tampered document", iid.NewClientHandshake(iid.Static(iid.SignedDocument{Document: tampered, Signature: sig, Form: iid.FormRSA2048})), "does not verify"},
+		{"form mislabelled", iid.NewClientHandshake(iid.Static(iid.SignedDocument{Document: demoDoc, Signature: sig, Form: iid.FormSignature})), "does not verify"},
+		{"legacy form not allowed", iid.NewClientHandshake(iid.Static(iid.SignedDocument{Document: demoDoc, Signature: sig, Form: iid.FormPKCS7})), "does not verify"},
+		{"garbage message", send([]byte("hello")), "malformed handshake message"},
+		{"empty message", send(nil), "malformed handshake message"},
+		{"length beyond message", send([]byte{1, 1, 0xff, 0xff, 0xff, 0xff, '{'}), "malformed handshake message"},
+		{"sends nothing", func(context.Context, handshake.Messenger, credentials.AuthInfo) (any, error) { return nil, nil }, "handshake"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := call(t, ds.addr, handshake.Wrap(clientTLS, handshake.Funcs{Client: tc.client}, handshake.WithTimeout(5*time.Second)))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	if ds.lastDoc() != nil {
+		t.Fatal("an RPC ran on a refused connection")
 	}
 }

@@ -480,3 +480,22 @@ func TestCrossCheckSmallstep(t *testing.T) {
 		t.Fatalf("self-signed message with embedded cert: got %v", err)
 	}
 }
+
+func TestVerifierConcurrent(t *testing.T) {
+	good, _ := loadVectors(t)
+	v := mustVerifier(t, allForms)
+	errc := make(chan error, 4*len(good))
+	for range 4 {
+		for _, vec := range good {
+			go func() {
+				_, err := v.Verify(SignedDocument{vec.doc, vec.sig, vec.form})
+				errc <- err
+			}()
+		}
+	}
+	for range 4 * len(good) {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -35,9 +35,12 @@ type Registration struct {
 //
 // addr is the address clients dial, such as "10.0.1.7:8443"; Register
 // stores its canonical form (see ValidateAddress). Register blocks until
-// the first Put, using ctx, and returns its error. A failed heartbeat is
-// logged and tried again at the next one; the TTL (3 heartbeats by
-// default) covers a few failures.
+// the first Put, using ctx, and returns its error. Each later Put is bounded
+// by the heartbeat; a failed one is logged and tried again at the next
+// heartbeat, and the TTL (3 heartbeats by default) covers a few failures.
+//
+// The expiry is written by this machine's clock and checked by the
+// readers': their clocks must agree to well within the TTL.
 func Register(ctx context.Context, store kvstore.Store, service, addr string, opts ...RegisterOption) (*Registration, error) {
 	c := registerConfig{}
 	for _, o := range opts {
@@ -143,7 +146,10 @@ func (r *Registration) run(ctx, bg context.Context) {
 			return
 		case <-c:
 		}
-		if err := r.put(ctx); err != nil && ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.heartbeat)
+		err := r.put(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			r.cfg.logger.Warnf("%v; trying again in %v", err, r.cfg.heartbeat)
 		}
 	}

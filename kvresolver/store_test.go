@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -394,5 +395,38 @@ func TestRegisterErrors(t *testing.T) {
 	if _, err := Register(context.Background(), f, "hello", "10.0.0.1:80"); err == nil || !errors.Is(err, errBoom) ||
 		err.Error() != `kvresolver: register "services/hello/10.0.0.1:80": kvstoretest: injected Put fault: boom` {
 		t.Fatalf("Register with failing store: %v", err)
+	}
+}
+
+func TestRegisterHeartbeatBounded(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f := kvstoretest.NewFaulty(kvstore.NewMemory())
+	log := &recordLogger{}
+	reg, err := Register(context.Background(), f, "hello", "10.0.0.1:80", WithHeartbeat(20*time.Millisecond), WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store hangs: each heartbeat gives up after one heartbeat's time
+	// and the next one is tried.
+	f.SetLatency(time.Hour)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := 0
+		for _, m := range log.all() {
+			if strings.Contains(m, "context deadline exceeded; trying again in 20ms") {
+				n++
+			}
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("heartbeats not bounded; log: %v", log.all())
+		}
+		runtime.Gosched()
+	}
+	f.Heal()
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

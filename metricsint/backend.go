@@ -44,6 +44,17 @@ type Backend interface {
 // reach whatever exporter r feeds. A nil r means metrics.DefaultRegistry, as
 // in go-metrics itself.
 //
+// Counters are go-metrics StandardCounters. A Timer it creates has the
+// readings of a go-metrics StandardTimer (a meter and an exponentially
+// decaying sample of 1028 values with alpha 0.015, as metrics.NewTimer
+// makes), but it buffers up to 64 updates and adds them to the sample with
+// one clock reading and to the meter with one mark, which makes an update
+// some fifteen times cheaper. Every read passes the buffer on first, so
+// counts, sums and percentiles are exact whenever they are read; only the
+// meter's moving-average rates may count buffered calls up to one read late
+// at low call rates. A Timer (or Counter) already in r under the name, the
+// user's own included, is used as it is.
+//
 // Unlike go-metrics' GetOrRegisterCounter and GetOrRegisterTimer, which panic
 // when the name holds a metric of another type, the returned Backend reports
 // that case as an error.
@@ -65,7 +76,7 @@ func (g goMetrics) Counter(name string) (Counter, error) {
 }
 
 func (g goMetrics) Timer(name string) (Timer, error) {
-	m := g.r.GetOrRegister(name, metrics.NewTimer)
+	m := g.r.GetOrRegister(name, newBatchTimer)
 	if t, ok := m.(metrics.Timer); ok {
 		return t, nil
 	}

@@ -2,6 +2,7 @@ package metricsint_test
 
 import (
 	"context"
+	"errors"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func noopEnv(b *testing.B) *testEnv {
 // metrics/native and metrics/noop of both. The CPU ratios are the steadier
 // figure on a loaded machine.
 func BenchmarkUnaryRPCInterleaved(b *testing.B) {
-	envs := []*testEnv{startEnv(b, nil, nil), noopEnv(b), instrumented(b, metrics.NewRegistry())}
+	envs := []*testEnv{startEnv(b, nil, nil), noopEnv(b), instrumented(b, metrics.NewRegistry()), standardEnv(b)}
 	ctx := context.Background()
 	in := wrapperspb.String("hello")
 	out := new(wrapperspb.StringValue)
@@ -66,7 +67,7 @@ func BenchmarkUnaryRPCInterleaved(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var wall, cpu [3]time.Duration
+	var wall, cpu [4]time.Duration
 	const batch = 64
 	b.ResetTimer()
 	for round, done := 0, 0; done < b.N; round, done = round+1, done+batch {
@@ -93,6 +94,33 @@ func BenchmarkUnaryRPCInterleaved(b *testing.B) {
 	b.ReportMetric(per(cpu[2]), "metrics-cpu-ns/call")
 	b.ReportMetric(float64(cpu[2])/float64(cpu[0]), "cpu-metrics/native")
 	b.ReportMetric(float64(cpu[2])/float64(cpu[1]), "cpu-metrics/noop")
+	b.ReportMetric(float64(cpu[3])/float64(cpu[0]), "cpu-stdtimer/native")
+}
+
+// stdTimers is GoMetrics with go-metrics' own StandardTimer in place of the
+// batching timer, for comparison.
+type stdTimers struct {
+	metricsint.Backend
+	r metrics.Registry
+}
+
+func (s stdTimers) Timer(name string) (metricsint.Timer, error) {
+	t, ok := s.r.GetOrRegister(name, metrics.NewTimer).(metrics.Timer)
+	if !ok {
+		return nil, errors.New("not a timer")
+	}
+	return t, nil
+}
+
+func standardEnv(b *testing.B) *testEnv {
+	reg := metrics.NewRegistry()
+	ic, err := metricsint.New(stdTimers{metricsint.GoMetrics(reg), reg}, "rpc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return startEnv(b,
+		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(ic.UnaryServer())},
+		[]grpc.DialOption{grpc.WithChainUnaryInterceptor(ic.UnaryClient())})
 }
 
 // processCPU returns the user plus system CPU time the process has used.

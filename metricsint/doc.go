@@ -76,7 +76,9 @@
 // method's first call, and cached in a sync.Map keyed by the full method
 // name; a per-code counter is resolved on the first call that ends with that
 // code. The hot path formats no strings and, for unary calls, allocates
-// nothing.
+// nothing. The latency Timers GoMetrics creates batch their updates (see
+// GoMetrics): a go-metrics StandardTimer reads the clock and computes an
+// exponential on every update, which made up most of the interceptors' cost.
 //
 // GoMetrics uses Registry.GetOrRegister, so the metrics live in the user's
 // registry next to the user's own metrics, interceptors built with one

@@ -49,6 +49,13 @@
 // the server verifies them and applies its policy, and RPC handlers read the
 // verified Document with FromContext.
 //
+// # Testing
+//
+// Package iidtest signs documents with demo keys the way AWS does and serves
+// them from a fake IMDS (IMDSv2 tokens, 401 without one, 429 throttling) that
+// the SDK's client talks to; Signer.Trust gives the verifier options that
+// trust the demo keys.
+//
 // # Threat model
 //
 // An instance identity document is a bearer credential. It is not secret

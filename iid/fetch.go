@@ -43,7 +43,8 @@ func WithForm(f Form) FetchOption {
 
 // WithEndpoint sets the IMDS endpoint, e.g. "http://[fd00:ec2::254]" or a
 // test server's URL. By default the SDK's (169.254.169.254, or
-// AWS_EC2_METADATA_SERVICE_ENDPOINT).
+// AWS_EC2_METADATA_SERVICE_ENDPOINT). An explicit endpoint is used even when
+// AWS_EC2_METADATA_DISABLED is set.
 func WithEndpoint(url string) FetchOption {
 	return fetchOptionFunc(func(c *fetchConfig) { c.endpoint = url })
 }
@@ -92,10 +93,16 @@ func NewFetcher(opts ...FetchOption) (*Fetcher, error) {
 	}
 	client := c.client
 	if client == nil {
+		enable := imds.ClientDefaultEnableState
+		if c.endpoint != "" {
+			// An explicit endpoint wins over AWS_EC2_METADATA_DISABLED.
+			enable = imds.ClientEnabled
+		}
 		client = imds.New(imds.Options{
-			Endpoint:       c.endpoint,
-			HTTPClient:     c.httpClient,
-			EnableFallback: aws.FalseTernary,
+			ClientEnableState: enable,
+			Endpoint:          c.endpoint,
+			HTTPClient:        c.httpClient,
+			EnableFallback:    aws.FalseTernary,
 			Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 3
 				o.MaxBackoff = 300 * time.Millisecond

@@ -211,7 +211,7 @@ func TestFetchWithIMDSClient(t *testing.T) {
 	f := newFixture(t)
 	h := testHTTP()
 	defer h.CloseIdleConnections()
-	c := imds.New(imds.Options{Endpoint: f.imds.URL, HTTPClient: h})
+	c := imds.New(imds.Options{Endpoint: f.imds.URL, HTTPClient: h, ClientEnableState: imds.ClientEnabled})
 	sd, err := iid.GetDocumentAndSignature(context.Background(), iid.WithIMDSClient(c), iid.WithForm(iid.FormSignature))
 	if err != nil {
 		t.Fatal(err)

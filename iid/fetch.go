@@ -100,9 +100,11 @@ func NewFetcher(opts ...FetchOption) (*Fetcher, error) {
 		}
 		client = imds.New(imds.Options{
 			ClientEnableState: enable,
-			Endpoint:          c.endpoint,
-			HTTPClient:        c.httpClient,
-			EnableFallback:    aws.FalseTernary,
+			// Our retryer's own 300ms cap, not the SDK's 1s.
+			DisableDefaultMaxBackoff: true,
+			Endpoint:                 c.endpoint,
+			HTTPClient:               c.httpClient,
+			EnableFallback:           aws.FalseTernary,
 			Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 3
 				o.MaxBackoff = 300 * time.Millisecond

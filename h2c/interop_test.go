@@ -148,11 +148,14 @@ func TestCurlGRPC(t *testing.T) {
 			}
 		})
 	}
+	if r := curl(t, "--http2-prior-knowledge", base+"/"); r.version != "2" || !strings.HasPrefix(r.headers, "HTTP/2 415") {
+		t.Errorf("plain GET by prior knowledge: version %q headers:\n%s\nwant HTTP/2 415 from grpc-go", r.version, r.headers)
+	}
 	if r := curl(t, "--http1.1", base+"/"); r.body != "h1 HTTP/1.1 GET " {
 		t.Errorf("HTTP/1.1 body %q", r.body)
 	}
-	if srv.nNative.Load() != 2 || srv.nForeign.Load() != 2 {
-		t.Errorf("native %d, foreign upgrades %d; want 2 and 2", srv.nNative.Load(), srv.nForeign.Load())
+	if srv.nNative.Load() != 3 || srv.nForeign.Load() != 2 {
+		t.Errorf("native %d, foreign upgrades %d; want 3 and 2", srv.nNative.Load(), srv.nForeign.Load())
 	}
 }
 

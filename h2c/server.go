@@ -37,8 +37,9 @@ const (
 //     PriorKnowledge, curl --http2-prior-knowledge, h2load) and an upgrade
 //     from Dialer (marked by a header that the 101 echoes): when HTTP2Handler
 //     is a *grpc.Server, grpc-go's native server transport, through an
-//     internal listener on which Server calls the gRPC server's Serve. Any
-//     other HTTP2Handler is served by golang.org/x/net/http2.Server.ServeConn.
+//     internal listener on which Server calls the gRPC server's Serve (which
+//     answers a non-gRPC request, such as a plain GET, with 415). Any other
+//     HTTP2Handler is served by golang.org/x/net/http2.Server.ServeConn.
 //   - A foreign upgrade (curl --http2, any RFC 7540 §3.2 client): after the
 //     101 the upgrade request becomes stream 1 and the connection is served by
 //     http2.Server.ServeConn with HTTP2Handler (for a *grpc.Server, its

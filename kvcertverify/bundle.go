@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 const (
@@ -148,11 +147,6 @@ named:
 		return fmt.Errorf("not self-signed: %v", err)
 	}
 	return nil
-}
-
-// validAt reports whether now is within c's validity period.
-func validAt(c *x509.Certificate, now time.Time) bool {
-	return !now.Before(c.NotBefore) && !now.After(c.NotAfter)
 }
 
 // canonicalAddr returns the canonical form of a "host:port" address, which

@@ -126,7 +126,7 @@ func NewClientTransportCredentials(store kvstore.Store, opts ...ClientOption) *C
 		cfg:        cfg,
 		opts:       append([]ClientOption(nil), opts...),
 		err:        cfg.validate(),
-		info:       credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"},
+		info:       credentials.ProtocolInfo{SecurityProtocol: "tls"},
 		sessions:   newSessionCache(),
 		entries:    map[string]*entry{},
 		lastForced: map[string]time.Time{},

@@ -99,7 +99,7 @@ func NewServerTransportCredentials(ctx context.Context, store kvstore.Store, add
 		host:  host,
 		key:   key,
 		cfg:   cfg,
-		info:  credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"},
+		info:  credentials.ProtocolInfo{SecurityProtocol: "tls"},
 	}
 	first, err := s.issue()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,5 +209,31 @@ func TestRefetchOnMismatch(t *testing.T) {
 	}
 	if n := faulty.Calls(kvstoretest.OpGet); n != 3 {
 		t.Fatalf("%d Gets, want 3", n)
+	}
+}
+
+// TestSlowServer: a peer that accepts and never answers cannot hold a
+// handshake past the handshake timeout.
+func TestSlowServer(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := lis.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	creds := NewClientTransportCredentials(kvstore.NewMemory(), WithHandshakeTimeout(100*time.Millisecond))
+	_, err = handshake(context.Background(), creds, lis.Addr().String())
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "kvcertverify: server "+lis.Addr().String()+": tls handshake: ") {
+		t.Fatalf("error %v, want the handshake deadline", err)
+	}
+	if c := <-accepted; c != nil {
+		c.Close()
 	}
 }

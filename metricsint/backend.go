@@ -93,6 +93,7 @@ type ConflictError struct {
 	Want, Have string
 }
 
+// Error implements error.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("metricsint: metric %q is already registered as %s, not %s", e.Name, e.Have, e.Want)
 }

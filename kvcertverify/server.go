@@ -45,6 +45,8 @@ type ServerCredentials struct {
 
 	bundle []*issued // published, newest first; only the loop touches it after New
 
+	rotateReq chan chan error // Rotate asks the loop for a rotation now
+
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -116,6 +118,7 @@ func NewServerTransportCredentials(ctx context.Context, store kvstore.Store, add
 		GetCertificate: s.GetCertificate,
 		Time:           cfg.now,
 	}
+	s.rotateReq = make(chan chan error)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.run()
@@ -271,19 +274,24 @@ func (s *ServerCredentials) run() {
 		if retry > 0 {
 			d = retry // after a failure, back off
 		}
+		var forced chan error // a Rotate call waiting for its result
 		if d > 0 {
 			select {
 			case <-s.ctx.Done():
 				return
 			case <-s.cfg.after(d):
+			case forced = <-s.rotateReq:
 			}
 		}
 		now := s.cfg.now()
 		var err error
-		if !now.Before(cur.rotateAt) {
+		if forced != nil || !now.Before(cur.rotateAt) {
 			err = s.rotate(now)
 		} else {
 			err = s.prune(now)
+		}
+		if forced != nil {
+			forced <- err
 		}
 		if s.ctx.Err() != nil {
 			return
@@ -306,6 +314,35 @@ func (s *ServerCredentials) unexpired(now time.Time) []*issued {
 		}
 	}
 	return out
+}
+
+// Rotate renews the certificate now, ahead of its schedule, as the loop
+// does before expiry: it publishes [next, current...], waits the
+// propagation delay and then serves next. It returns once next is served,
+// or with the error that stopped it; if ctx ends first, Rotate returns
+// ctx's error and the rotation goes on. Use it when a key may have been
+// exposed, or to see a rotation happen.
+func (s *ServerCredentials) Rotate(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("kvcertverify: rotate: %w", err)
+	}
+	done := make(chan error, 1)
+	select {
+	case s.rotateReq <- done:
+	case <-s.ctx.Done():
+		return errors.New("kvcertverify: rotate: credentials closed")
+	case <-ctx.Done():
+		return fmt.Errorf("kvcertverify: rotate: %w", ctx.Err())
+	}
+	select {
+	case err := <-done:
+		if err == nil && s.ctx.Err() != nil {
+			return errors.New("kvcertverify: rotate: credentials closed")
+		}
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("kvcertverify: rotate: %w", ctx.Err())
+	}
 }
 
 func (s *ServerCredentials) rotate(now time.Time) error {

@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+
 	"github.com/grpcutil/grpcutil/kvstore"
 	"github.com/grpcutil/grpcutil/kvstore/kvstoretest"
 )
@@ -277,5 +282,50 @@ func TestServerHandshakeTimeout(t *testing.T) {
 	_, _, err = s.ServerHandshake(a)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "kvcertverify: server 10.0.0.1:1: handshake with") {
 		t.Fatalf("error %v, want a deadline", err)
+	}
+}
+
+// TestServerRotateNow rotates on demand under a real gRPC server: the
+// bundle holds [next, current], a client that dials afresh pins the new
+// certificate, and Rotate after Close says the credentials are closed.
+func TestServerRotateNow(t *testing.T) {
+	store := kvstore.NewMemory()
+	ts := startServer(t, store, "", WithPropagationDelay(10*time.Millisecond))
+	before := ts.creds.Certificate()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.creds.Rotate(ctx); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	after := ts.creds.Certificate()
+	if bytes.Equal(before.Raw, after.Raw) {
+		t.Fatal("Rotate did not change the served certificate")
+	}
+	certs := get(t, store, "certs/"+ts.addr)
+	if len(certs) != 2 || !bytes.Equal(certs[0].Raw, after.Raw) || !bytes.Equal(certs[1].Raw, before.Raw) {
+		t.Fatalf("published bundle has %d certs, want [next, current]", len(certs))
+	}
+	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(NewClientTransportCredentials(store)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var p peer.Peer
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p)); err != nil {
+		t.Fatalf("RPC after Rotate: %v", err)
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || !bytes.Equal(info.State.PeerCertificates[0].Raw, after.Raw) {
+		t.Fatal("the client did not see the rotated certificate")
+	}
+
+	cctx, ccancel := context.WithCancel(ctx)
+	ccancel()
+	if err := ts.creds.Rotate(cctx); err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Rotate with a canceled ctx = %v, want context.Canceled", err)
+	}
+	ts.creds.Close()
+	if err := ts.creds.Rotate(ctx); err == nil || err.Error() != "kvcertverify: rotate: credentials closed" {
+		t.Fatalf("Rotate after Close = %v", err)
 	}
 }

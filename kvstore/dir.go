@@ -80,10 +80,17 @@ const maxName = 200
 // segment, which the next folder name continues (no slash between).
 const contPrefix = ".+"
 
+// lastPrefix begins the folder that holds the last part of a long key
+// segment when that part itself begins with a dot, so that List does not
+// take it for a file of the store's own (".value", a temporary file) or for
+// a continuation.
+const lastPrefix = ".="
+
 // keyDir returns the folder, relative to the root, that holds key's value.
 // A segment of up to maxName bytes is a folder of that name; a longer one is
-// split on rune boundaries into ".+<part>/.+<part>/<last part>". No key
-// segment begins with a dot, so the mapping is one-to-one.
+// split on rune boundaries into ".+<part>/.+<part>/<last part>", where a last
+// part that begins with a dot is written ".=<last part>". No key segment
+// begins with a dot, so the mapping is one-to-one.
 func keyDir(key string) string {
 	var b strings.Builder
 	for i, seg := range strings.Split(key, "/") {
@@ -99,6 +106,9 @@ func keyDir(key string) string {
 			b.WriteString(seg[:n])
 			b.WriteByte('/')
 			seg = seg[n:]
+			if len(seg) <= maxName && seg[0] == '.' {
+				b.WriteString(lastPrefix)
+			}
 		}
 		b.WriteString(seg)
 	}
@@ -301,6 +311,8 @@ func walk(ctx context.Context, r *os.Root, dir, key string, cont bool, prefix st
 		switch {
 		case strings.HasPrefix(name, contPrefix) && len(name) > len(contPrefix):
 			next, nextCont = next+name[len(contPrefix):], true
+		case cont && strings.HasPrefix(name, lastPrefix) && len(name) > len(lastPrefix):
+			next += name[len(lastPrefix):]
 		case strings.HasPrefix(name, "."):
 			continue // temporary or foreign
 		default:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -258,5 +259,46 @@ func TestNewDirErrors(t *testing.T) {
 	os.WriteFile(f, nil, 0o600)
 	if _, err := kvstore.NewDir(f); err == nil || !strings.HasPrefix(err.Error(), "kvstore: NewDir: ") {
 		t.Fatalf("NewDir(a file) error = %v", err)
+	}
+}
+
+// TestDirListLongSegmentDotRemainder lists keys whose long segment is split
+// so that the part after the split begins with a dot (or with the
+// continuation marker): the walk must still find them.
+func TestDirListLongSegmentDotRemainder(t *testing.T) {
+	s, _ := newDir(t)
+	ctx := context.Background()
+	head := strings.Repeat("a", 200)
+	keys := []string{
+		"k/" + head + ".value",
+		"k/" + head + ".b",
+		"k/" + head + ".+c",
+		"k/" + head + ".value.tmp-0123456789abcdef",
+		"k/" + head + strings.Repeat("b", 200) + ".d",
+	}
+	for _, k := range keys {
+		if err := s.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.List(ctx, "k/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]string(nil), keys...)
+	sort.Strings(want)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("List = %q\nwant %q", got, want)
+	}
+	for _, k := range keys {
+		if v, err := s.Get(ctx, k); err != nil || string(v) != k {
+			t.Errorf("Get(%q) = %q, %v", k, v, err)
+		}
+		if err := s.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.List(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("List after Delete = %q, %v", got, err)
 	}
 }

@@ -139,6 +139,7 @@ func TestFrameRewriterMapping(t *testing.T) {
 		{"server stream 1→phantom", false, hdr(0, 1, 1), hdr(0, 1, phantomStream), ""},
 		{"server even ID unchanged", false, hdr(5, 4, 2, 0, 0, 0, 4), hdr(5, 4, 2, 0, 0, 0, 4), ""},
 		{"server GOAWAY 5→3", false, hdr(7, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0), hdr(7, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0), ""},
+		{"server GOAWAY 2^31-1 (graceful notice) unchanged", false, hdr(7, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0), hdr(7, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0), ""},
 		{"server GOAWAY 1→0", false, hdr(7, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0), hdr(7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), ""},
 		{"server short GOAWAY left for the framer", false, hdr(7, 0, 0, 0, 1), hdr(7, 0, 0, 0, 1), ""},
 		{"server uses phantom", false, hdr(0, 0, phantomStream), nil, "h2c: server used a stream ID reserved"},

@@ -19,7 +19,8 @@ import (
 //	                 ID 1            → phantomStream (an ID grpc-go never
 //	                                   opens, so it decodes the headers, keeping
 //	                                   HPACK state in step, and drops the rest)
-//	                 GOAWAY last ID  → shifted the same way (1 → 0)
+//	                 GOAWAY last ID  → shifted the same way (1 → 0),
+//	                                   but 2^31-1 (graceful shutdown) kept
 //
 // The shift is length-preserving, so frames stream through with only their
 // 9-byte headers (and the first bytes of PRIORITY, prioritised HEADERS and
@@ -97,7 +98,7 @@ func (r *frameRewriter) process(b []byte) (int, error) {
 
 // shift renumbers the 31-bit stream ID in p[0:4], keeping the reserved or
 // exclusive bit. A GOAWAY from the client names server-initiated streams and
-// is left alone; one from the server maps 1 to 0.
+// is left alone; one from the server maps 1 to 0 and keeps 2^31-1.
 func (r *frameRewriter) shift(p []byte, goAway bool) error {
 	top := p[0] & 0x80
 	id := uint32(p[0]&0x7f)<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
@@ -110,6 +111,10 @@ func (r *frameRewriter) shift(p []byte, goAway bool) error {
 			return errors.New("h2c: stream ID space exhausted on an upgraded connection")
 		}
 		id += 2
+	case id == phantomStream && goAway:
+		// 2^31-1, the first GOAWAY of a graceful shutdown (grpc-go,
+		// nghttp2): every stream, in either numbering.
+		return nil
 	case id == 1 && goAway:
 		id = 0
 	case id == 1:

@@ -54,6 +54,12 @@ type ServerCredentials struct {
 	closeErr  error
 }
 
+// maxPublished is the most certificates a server publishes: the one it
+// serves, the one that replaced it and the one before. Rotate may be called
+// any number of times within a lifetime; the bundle must stay well within
+// what clients accept (DefaultMaxBundleCerts).
+const maxPublished = 3
+
 // issued is a certificate the server made, with its key.
 type issued struct {
 	cert     *tls.Certificate
@@ -257,8 +263,9 @@ func (s *ServerCredentials) publish(ctx context.Context, bundle []*issued) error
 }
 
 // run renews the certificate: at the rotation time of the one served, it
-// publishes [next, current...], waits the propagation delay, then serves
-// next. It re-publishes without certificates that have expired.
+// publishes [next, current...] (at most maxPublished), waits the
+// propagation delay, then serves next. It re-publishes without certificates
+// that have expired.
 func (s *ServerCredentials) run() {
 	defer s.wg.Done()
 	retry := time.Duration(0)
@@ -320,8 +327,13 @@ func (s *ServerCredentials) unexpired(now time.Time) []*issued {
 // does before expiry: it publishes [next, current...], waits the
 // propagation delay and then serves next. It returns once next is served,
 // or with the error that stopped it; if ctx ends first, Rotate returns
-// ctx's error and the rotation goes on. Use it when a key may have been
-// exposed, or to see a rotation happen.
+// ctx's error and the rotation goes on.
+//
+// The certificate it replaces stays published (so that clients with a
+// cached bundle or a resumed session still connect) until it expires or
+// two more rotations push it out: the server keeps at most three
+// certificates published. Rotate therefore does not revoke a key that may
+// have been exposed; Close does, at once.
 func (s *ServerCredentials) Rotate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kvcertverify: rotate: %w", err)
@@ -351,6 +363,9 @@ func (s *ServerCredentials) rotate(now time.Time) error {
 		return err
 	}
 	bundle := append([]*issued{next}, s.unexpired(now)...)
+	if len(bundle) > maxPublished {
+		bundle = bundle[:maxPublished] // newest first: drop the oldest
+	}
 	if err := s.publish(s.ctx, bundle); err != nil {
 		return err
 	}

@@ -329,3 +329,37 @@ func TestServerRotateNow(t *testing.T) {
 		t.Fatalf("Rotate after Close = %v", err)
 	}
 }
+
+// TestServerRotateBounded: however often Rotate is called within a
+// lifetime, the published bundle stays small enough for clients to accept.
+func TestServerRotateBounded(t *testing.T) {
+	store := kvstore.NewMemory()
+	ts := startServer(t, store, "", WithPropagationDelay(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var served [][]byte
+	for range DefaultMaxBundleCerts + 2 {
+		served = append(served, ts.creds.Certificate().Raw)
+		if err := ts.creds.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certs := get(t, store, "certs/"+ts.addr)
+	if len(certs) != maxPublished {
+		t.Fatalf("published %d certificates after %d rotations, want %d", len(certs), len(served), maxPublished)
+	}
+	// Newest first: the served one, then the ones it replaced.
+	if !bytes.Equal(certs[0].Raw, ts.creds.Certificate().Raw) {
+		t.Fatal("the served certificate is not first")
+	}
+	for i := 1; i < len(certs); i++ {
+		if !bytes.Equal(certs[i].Raw, served[len(served)-i]) {
+			t.Fatalf("certificate %d is not the one served %d rotations ago", i, i)
+		}
+	}
+	creds := NewClientTransportCredentials(store)
+	defer creds.Close()
+	if _, err := handshake(ctx, creds, ts.addr); err != nil {
+		t.Fatalf("handshake after %d rotations: %v", len(served), err)
+	}
+}

@@ -268,6 +268,9 @@ func (c *ClientCredentials) verify(ctx context.Context, addr, host string, cs tl
 	if len(cs.PeerCertificates) == 0 {
 		return &Error{Addr: addr, Reason: errors.New("no server certificate")}
 	}
+	if c.ctx.Err() != nil {
+		return &Error{Addr: addr, Reason: errors.New("client credentials closed")}
+	}
 	leaf := cs.PeerCertificates[0]
 	e, fresh, err := c.lookup(ctx, addr, host, false)
 	if err != nil {

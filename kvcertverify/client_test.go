@@ -3,6 +3,7 @@ package kvcertverify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -437,5 +438,35 @@ func TestStoreOutage(t *testing.T) {
 	defer slow.Close()
 	if _, err := handshake(context.Background(), slow, ts.addr); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("slow store: %v", err)
+	}
+}
+
+// TestClientClosed: once the client credentials are closed, handshakes fail
+// even to a server whose bundle is still cached, as Close's doc says.
+func TestClientClosed(t *testing.T) {
+	store := kvstore.NewMemory()
+	ts := startServer(t, store, "")
+	creds := NewClientTransportCredentials(store, WithCacheTTL(time.Hour))
+	if _, err := handshake(context.Background(), creds, ts.addr); err != nil {
+		t.Fatal(err)
+	}
+	creds.Close()
+	_, err := handshake(context.Background(), creds, ts.addr)
+	want := "kvcertverify: server " + ts.addr + ": client credentials closed"
+	if err == nil || err.Error() != want {
+		t.Fatalf("handshake after Close: %v, want %q", err, want)
+	}
+	cfg, err := creds.TLSConfig(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, cfg)
+	defer conn.Close()
+	if err := conn.Handshake(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("TLSConfig handshake after Close: %v, want %q", err, want)
 	}
 }

@@ -108,22 +108,37 @@ func WithoutEmbeddedCertificates() VerifyOption {
 	})
 }
 
-// WithAllowedAccounts accepts only documents of these AWS account ids.
+// WithAllowedAccounts accepts only documents of these AWS account ids. An
+// empty list is an error from NewVerifier, not "any account": leave the
+// option out to accept every account.
 func WithAllowedAccounts(ids ...string) VerifyOption {
-	ids = slices.Clone(ids)
-	return verifyOptionFunc(func(c *verifyConfig) error { c.accounts = ids; return nil })
+	return allowList("WithAllowedAccounts", "account ids", ids, func(c *verifyConfig) *[]string { return &c.accounts })
 }
 
-// WithAllowedRegions accepts only documents from these regions.
+// WithAllowedRegions accepts only documents from these regions. An empty
+// list is an error from NewVerifier, not "any region".
 func WithAllowedRegions(regions ...string) VerifyOption {
-	regions = slices.Clone(regions)
-	return verifyOptionFunc(func(c *verifyConfig) error { c.regions = regions; return nil })
+	return allowList("WithAllowedRegions", "regions", regions, func(c *verifyConfig) *[]string { return &c.regions })
 }
 
-// WithAllowedInstanceIDs accepts only documents of these instance ids.
+// WithAllowedInstanceIDs accepts only documents of these instance ids. An
+// empty list is an error from NewVerifier, not "any instance".
 func WithAllowedInstanceIDs(ids ...string) VerifyOption {
-	ids = slices.Clone(ids)
-	return verifyOptionFunc(func(c *verifyConfig) error { c.instances = ids; return nil })
+	return allowList("WithAllowedInstanceIDs", "instance ids", ids, func(c *verifyConfig) *[]string { return &c.instances })
+}
+
+// allowList sets an allow list. An empty one fails: the policy treats an
+// unset list as "allow all", so an empty list (say, from an empty setting)
+// must not silently become that.
+func allowList(name, what string, vals []string, field func(*verifyConfig) *[]string) VerifyOption {
+	vals = slices.Clone(vals)
+	return verifyOptionFunc(func(c *verifyConfig) error {
+		if len(vals) == 0 {
+			return fmt.Errorf("iid: %s: no %s given (leave the option out to allow all)", name, what)
+		}
+		*field(c) = vals
+		return nil
+	})
 }
 
 // WithMaxAge refuses documents whose pendingTime (when the instance last

@@ -408,6 +408,9 @@ func TestBadOptions(t *testing.T) {
 		"nil clock":      WithTime(nil),
 		"nil check":      WithCheck(nil),
 		"negative age":   WithMaxAge(-time.Second),
+		"no accounts":    WithAllowedAccounts(), // not "allow all"
+		"no regions":     WithAllowedRegions(),
+		"no instances":   WithAllowedInstanceIDs([]string{}...),
 		"wrong key type": WithPublicKeys(FormRSA2048, "us-east-1", "key"),
 	} {
 		_, err := NewVerifier(opt)

@@ -63,8 +63,11 @@ func ParseBundle(data []byte, maxSize, maxCerts int) ([]*x509.Certificate, error
 			return nil, bundleErr("certificate %d: data outside a %q PEM block", len(certs)+1, pemCertType)
 		}
 		var b *pem.Block
+		before := rest
 		b, rest = pem.Decode(rest)
-		if b == nil {
+		// pem.Decode skips a malformed block, and whatever follows it, in
+		// search of a good one: what it consumed must hold one block only.
+		if b == nil || bytes.Count(before[:len(before)-len(rest)], []byte("-----BEGIN")) != 1 {
 			return nil, bundleErr("certificate %d: malformed PEM block", len(certs)+1)
 		}
 		if b.Type != pemCertType {

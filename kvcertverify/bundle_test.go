@@ -31,6 +31,8 @@ func TestParseBundle(t *testing.T) {
 		{"private key", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0, "kvcertverify: invalid certificate bundle: certificate 1: malformed PEM block"},
 		{"headers", []byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\n" + strings.Join(strings.Split(string(pa), "\n")[1:], "\n")), 0,
 			"kvcertverify: invalid certificate bundle: certificate 1: PEM block has headers"},
+		{"malformed block before a good one", append([]byte("-----BEGIN CERTIFICATE-----junk\nanything at all\n"), pa...), 0,
+			"kvcertverify: invalid certificate bundle: certificate 1: malformed PEM block"},
 		{"not DER", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0, "kvcertverify: invalid certificate bundle: certificate 1: x509: malformed certificate"},
 		{"trailing DER", EncodeBundle(&x509.Certificate{Raw: append(append([]byte{}, a.Raw...), 0)}), 0, "kvcertverify: invalid certificate bundle: certificate 1: x509: trailing data"},
 		{"duplicate", EncodeBundle(a, b, a), 0, "kvcertverify: invalid certificate bundle: certificate 3: duplicate"},
@@ -119,6 +121,10 @@ func FuzzParseBundle(f *testing.F) {
 		}
 		if len(certs) == 0 || len(certs) > DefaultMaxBundleCerts {
 			t.Fatalf("%d certs", len(certs))
+		}
+		// Nothing was skipped: every block in the input is a certificate.
+		if n := bytes.Count(data, []byte("-----BEGIN")); n != len(certs) {
+			t.Fatalf("%d certs from %d PEM blocks", len(certs), n)
 		}
 		// Round trip: what parsed re-encodes to a bundle that parses the same.
 		again, err := ParseBundle(EncodeBundle(certs...), 0, 0)

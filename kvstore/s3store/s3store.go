@@ -206,8 +206,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// errRepeatedToken reports a listing that would never end.
+var errRepeatedToken = errors.New("server repeated a continuation token")
+
 // List implements kvstore.Store. It follows continuation tokens through
-// every page.
+// every page, and fails if the server hands out a token a second time.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	if err := kvstore.ValidatePrefix(prefix); err != nil {
 		return nil, err
@@ -220,10 +223,18 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		Prefix: aws.String(s.prefix + prefix),
 	})
 	keys := []string{}
+	seen := map[string]bool{} // continuation tokens, against a server that goes round in circles
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("s3store: list %q: %w", prefix, err)
+		}
+		if aws.ToBool(page.IsTruncated) {
+			tok := aws.ToString(page.NextContinuationToken)
+			if seen[tok] {
+				return nil, fmt.Errorf("s3store: list %q: %w", prefix, errRepeatedToken)
+			}
+			seen[tok] = true
 		}
 		for _, o := range page.Contents {
 			k, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)

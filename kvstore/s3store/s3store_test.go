@@ -271,6 +271,38 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// TestListRepeatedToken runs List against an S3 API that claims every page
+// is truncated and always names the same continuation token: List must fail
+// at once rather than loop (and grow its result) until the ctx ends.
+func TestListRepeatedToken(t *testing.T) {
+	var requests atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) > 20 {
+			http.Error(w, "too many requests", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+			`<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`+
+			`<Name>b</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>`+
+			`<IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken>`+
+			`<Contents><Key>k</Key><Size>1</Size></Contents></ListBucketResult>`)
+	}))
+	defer ts.Close()
+	srv := &server{endpoint: ts.URL, access: "a", secret: "s"}
+	st, err := s3store.New(srv.client(t), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := st.List(context.Background(), "")
+	if err == nil || !strings.Contains(err.Error(), "repeated a continuation token") || !strings.HasPrefix(err.Error(), "s3store: ") {
+		t.Fatalf("List = %q, %v; want an error about the repeated token", keys, err)
+	}
+	if n := requests.Load(); n != 2 {
+		t.Fatalf("List made %d requests, want 2 (the first page, then the page its token names)", n)
+	}
+}
+
 func BenchmarkList10000(b *testing.B) {
 	srv := gofakes3Server(b)
 	st := srv.newStore(b)

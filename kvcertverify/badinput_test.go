@@ -3,6 +3,7 @@ package kvcertverify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -235,5 +236,40 @@ func TestSlowServer(t *testing.T) {
 	}
 	if c := <-accepted; c != nil {
 		c.Close()
+	}
+}
+
+// TestOutageRefetchKeepsWarmCache: during a store outage, a certificate
+// that forces a refetch (an impostor's, say) must not throw away the cached
+// bundle: the genuine server still connects until the cache TTL ends.
+func TestOutageRefetchKeepsWarmCache(t *testing.T) {
+	mem := kvstore.NewMemory()
+	faulty := kvstoretest.NewFaulty(mem)
+	ts := startServer(t, mem, "")
+	impostor := startServer(t, kvstore.NewMemory(), "")
+	creds := NewClientTransportCredentials(faulty, WithRefetchInterval(0))
+	defer creds.Close()
+	if _, err := handshake(context.Background(), creds, ts.addr); err != nil {
+		t.Fatal(err)
+	}
+	faulty.Fail(kvstoretest.OpGet, errors.New("503 slow down"))
+	// An on-path attacker answers a connection to ts.addr with its own
+	// certificate.
+	raw, err := net.Dial("tcp", impostor.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _, _ := net.SplitHostPort(ts.addr)
+	conn := tls.Client(raw, creds.tlsConfig(context.Background(), ts.addr, host))
+	err = conn.Handshake()
+	conn.Close()
+	if !errors.Is(err, ErrMismatch) {
+		t.Fatalf("impostor: %v, want a mismatch", err)
+	}
+	if n := faulty.Calls(kvstoretest.OpGet); n != 2 {
+		t.Fatalf("%d Gets, want the first read and one refetch", n)
+	}
+	if _, err := handshake(context.Background(), creds, ts.addr); err != nil {
+		t.Fatalf("genuine server after a failed refetch: %v", err)
 	}
 }

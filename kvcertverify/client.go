@@ -72,7 +72,8 @@ func WithServerAddress(addr resolver.Address, advertised string) resolver.Addres
 // Bundles are cached per address for the cache TTL, and failed lookups for
 // the negative TTL; concurrent handshakes to one address share one store
 // read. A certificate missing from a cached bundle causes one refetch (the
-// server may have rotated) before the handshake fails. Verification runs in
+// server may have rotated) before the handshake fails; if the store cannot
+// be read, the cached bundle stays until its TTL ends. Verification runs in
 // tls.Config.VerifyConnection, so it also holds for resumed TLS sessions.
 //
 // Create them with NewClientTransportCredentials. They are safe for
@@ -362,11 +363,13 @@ func (c *ClientCredentials) fetch(addr, host string) *entry {
 	key := c.cfg.prefix + addr
 	v, err := c.store.Get(ctx, key)
 	e := &entry{}
+	storeErr := false
 	switch {
 	case errors.Is(err, kvstore.ErrNotFound):
 		e.err = fmt.Errorf("%w (key %q)", ErrRevoked, key)
 	case err != nil:
 		e.err = fmt.Errorf("kvcertverify: read certificate bundle %q: %w", key, err)
+		storeErr = true
 	default:
 		e.certs, e.err = c.parse(v, host)
 	}
@@ -378,6 +381,13 @@ func (c *ClientCredentials) fetch(addr, host string) *entry {
 	e.expires = now.Add(ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old := c.entries[addr]; storeErr && old != nil && old.err == nil && now.Before(old.expires) {
+		// A forced refetch failed for want of the store: a good bundle
+		// still within its TTL stays, so that an outage plus one
+		// mismatching certificate (an impostor's) does not cut off the
+		// genuine server. A deleted or invalid bundle does replace it.
+		return old
+	}
 	if _, ok := c.entries[addr]; !ok && len(c.entries) >= c.cfg.maxEntries {
 		for a, o := range c.entries {
 			if !now.Before(o.expires) {

@@ -3,9 +3,11 @@ package iid_test
 import (
 	"bytes"
 	"crypto"
+	"crypto/dsa" //lint:ignore SA1019 AWS signs /pkcs7 with DSA-SHA1.
 	"crypto/sha256"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -116,5 +118,35 @@ func TestCraftedRawSignature(t *testing.T) {
 		if err != nil && !errors.Is(err, iid.ErrBadSignature) {
 			t.Errorf("%s: got %v, want ErrBadSignature", name, err)
 		}
+	}
+}
+
+// A degenerate DSA key (g = y = 1) would make every signature with r = 1
+// verify: the verifier refuses such a key when it is configured.
+func TestDegenerateDSAKeyRefused(t *testing.T) {
+	real := iid.EmbeddedCertificates(iid.FormPKCS7, "us-east-1")[0].PublicKey.(*dsa.PublicKey)
+	one := big.NewInt(1)
+	for name, key := range map[string]*dsa.PublicKey{
+		"g = y = 1": {Parameters: dsa.Parameters{P: real.P, Q: real.Q, G: one}, Y: one},
+		"g = p":     {Parameters: dsa.Parameters{P: real.P, Q: real.Q, G: real.P}, Y: real.Y},
+		"y = 0":     {Parameters: real.Parameters, Y: new(big.Int)},
+		"y = p - 1": {Parameters: real.Parameters, Y: new(big.Int).Sub(real.P, one)},
+	} {
+		v, err := iid.NewVerifier(iid.WithAllowedForms(iid.FormPKCS7), iid.WithPublicKeys(iid.FormPKCS7, "us-east-1", key))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "iid: WithPublicKeys: ") {
+				t.Errorf("%s: error %v", name, err)
+			}
+			continue
+		}
+		forged, err := iidtest.BuildPKCS7(demoDoc, iidtest.PKCS7Options{
+			Digest: crypto.SHA1, SigAlg: iidtest.OIDDSAWithSHA1,
+			Sign: func([]byte) ([]byte, error) { return asn1.Marshal(struct{ R, S *big.Int }{one, one}) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(iid.SignedDocument{Document: demoDoc, Signature: iidtest.Wrap64(forged), Form: iid.FormPKCS7})
+		t.Errorf("%s: key accepted (a forged r = s = 1 signature: %v)", name, err)
 	}
 }

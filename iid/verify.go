@@ -347,6 +347,14 @@ func checkKey(form Form, k crypto.PublicKey) error {
 			k.P.BitLen() < 1024 || k.P.BitLen() > 3072 || k.Q.BitLen() != 160 {
 			return errors.New("dsa key is not L>=1024, N=160")
 		}
+		// g and y must lie in the order-q subgroup and not be 1: with g = y
+		// = 1 (crypto/dsa does not check) any signature with r = 1 verifies.
+		one := big.NewInt(1)
+		for _, x := range []*big.Int{k.G, k.Y} {
+			if x.Cmp(one) <= 0 || x.Cmp(k.P) >= 0 || new(big.Int).Exp(x, k.Q, k.P).Cmp(one) != 0 {
+				return errors.New("dsa key: g or y is not an element of order q")
+			}
+		}
 		return nil
 	default:
 		return fmt.Errorf("unsupported key type %T", k)

@@ -127,7 +127,10 @@ func (d *Dir) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	f, err := r.Open(keyFile(key))
+	// O_NONBLOCK: opening a named pipe planted in the folder must not wait
+	// for a writer (Stat below then rejects it); it changes nothing for a
+	// regular file.
+	f, err := r.OpenFile(keyFile(key), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, NotFound(key)

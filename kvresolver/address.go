@@ -1,6 +1,7 @@
 package kvresolver
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -120,4 +121,17 @@ func normalize(addrs []string) (valid []string, bad []error) {
 	}
 	slices.Sort(valid)
 	return slices.Compact(valid), bad
+}
+
+// maxJoined is how many errors joinSome names; it counts the rest.
+const maxJoined = 3
+
+// joinSome joins the first few of errs and counts the others, so that an
+// error or a log line about thousands of bad addresses or records stays
+// small (a resolver error ends up in every failing RPC's status).
+func joinSome(errs []error) error {
+	if len(errs) <= maxJoined {
+		return errors.Join(errs...)
+	}
+	return errors.Join(append(errs[:maxJoined:maxJoined], fmt.Errorf("(and %d more)", len(errs)-maxJoined))...)
 }

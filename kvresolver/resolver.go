@@ -237,10 +237,10 @@ func (r *kvResolver) poll() bool {
 	valid, bad := normalize(addrs)
 	if len(bad) > 0 {
 		if len(valid) == 0 {
-			r.fail(fmt.Errorf("kvresolver: lookup of %q returned no valid address: %w", r.name, errors.Join(bad...)))
+			r.fail(fmt.Errorf("kvresolver: lookup of %q returned no valid address: %w", r.name, joinSome(bad)))
 			return false
 		}
-		r.cfg.logger.Warnf("kvresolver: lookup of %q: skipped %d invalid addresses: %v", r.name, len(bad), errors.Join(bad...))
+		r.cfg.logger.Warnf("kvresolver: lookup of %q: skipped %d invalid addresses: %v", r.name, len(bad), joinSome(bad))
 	}
 	if len(valid) == 0 && !r.cfg.emptyMeansEmpty {
 		if !r.good {

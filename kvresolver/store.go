@@ -160,9 +160,9 @@ func readRecords(ctx context.Context, store kvstore.Store, prefix, service strin
 	}
 	if len(bad) > 0 {
 		if len(recs) == 0 {
-			return nil, fmt.Errorf("kvresolver: no valid record under %q, %d malformed: %w", dir, len(bad), errors.Join(bad...))
+			return nil, fmt.Errorf("kvresolver: no valid record under %q, %d malformed: %w", dir, len(bad), joinSome(bad))
 		}
-		c.logger.Warnf("kvresolver: skipped %d malformed records under %q: %v", len(bad), dir, errors.Join(bad...))
+		c.logger.Warnf("kvresolver: skipped %d malformed records under %q: %v", len(bad), dir, joinSome(bad))
 	}
 	return recs, nil
 }

@@ -3,6 +3,7 @@ package kvresolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"runtime"
 	"slices"
@@ -428,5 +429,42 @@ func TestRegisterHeartbeatBounded(t *testing.T) {
 	f.Heal()
 	if err := reg.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestErrorsBounded: thousands of malformed records or invalid addresses
+// make an error (and a log line) of bounded size that still says how many
+// there were, not one that names them all: it ends up in every failing RPC's
+// status.
+func TestErrorsBounded(t *testing.T) {
+	ctx := context.Background()
+	mem := kvstore.NewMemory()
+	for i := range 2000 {
+		if err := mem.Put(ctx, fmt.Sprintf("services/junk/10.0.%d.%d:80", i/256, i%256), []byte("garbage")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := StoreLookup(mem, "", withNow(t0))(ctx, "junk")
+	if err == nil || len(err.Error()) > 2048 {
+		t.Fatalf("error of %d bytes, want at most 2048", len(fmt.Sprint(err)))
+	}
+	want := `kvresolver: no valid record under "services/junk/", 2000 malformed: "services/junk/10.0.0.0:80": kvresolver: invalid record: want '{' at byte 0, got 'g'`
+	if !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "\n(and 1997 more)") {
+		t.Fatalf("error %q", err)
+	}
+
+	addrs := make([]string, maxAddresses)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("bad-%d", i)
+	}
+	h := newHarness(t)
+	h.lk.reply(addrs...)
+	select {
+	case err := <-h.cc.reports:
+		if len(err.Error()) > 2048 || !strings.HasSuffix(err.Error(), "\n(and 9997 more)") {
+			t.Fatalf("ReportError of %d bytes: %.200q", len(err.Error()), err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ReportError")
 	}
 }

@@ -1,9 +1,13 @@
 package kvresolver
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"maps"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 // FuzzParseRecord checks that ParseRecord never panics, and that what it
@@ -63,5 +67,124 @@ func FuzzValidateAddress(f *testing.F) {
 		if err != nil || c2 != c {
 			t.Fatalf("ValidateAddress(%q) = %q, but ValidateAddress(%q) = %q, %v", s, c, c, c2, err)
 		}
+	})
+}
+
+// strictJSON decodes b with encoding/json under the record's rules: one
+// object, exact-case known fields, no duplicates, string values, metadata an
+// object of strings. ok false means encoding/json (so strict) rejects it.
+func strictJSON(b []byte) (addr, exp string, md map[string]string, hasMD, ok bool) {
+	if !utf8.Valid(b) || len(b) > MaxRecordSize || !json.Valid(b) {
+		return
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	tok, err := d.Token()
+	if err != nil || tok != json.Delim('{') {
+		return
+	}
+	seen := map[string]bool{}
+	var haveA, haveE bool
+	for d.More() {
+		kt, err := d.Token()
+		if err != nil {
+			return
+		}
+		k := kt.(string)
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		switch k {
+		case "address", "expires":
+			vt, err := d.Token()
+			if err != nil {
+				return
+			}
+			s, isStr := vt.(string)
+			if !isStr {
+				return
+			}
+			if k == "address" {
+				addr, haveA = s, true
+			} else {
+				exp, haveE = s, true
+			}
+		case "metadata":
+			vt, err := d.Token()
+			if err != nil || vt != json.Delim('{') {
+				return
+			}
+			hasMD = true
+			md = map[string]string{}
+			for d.More() {
+				mk, err := d.Token()
+				if err != nil {
+					return
+				}
+				if _, dup := md[mk.(string)]; dup {
+					return
+				}
+				mv, err := d.Token()
+				if err != nil {
+					return
+				}
+				s, isStr := mv.(string)
+				if !isStr {
+					return
+				}
+				md[mk.(string)] = s
+			}
+			if _, err := d.Token(); err != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+	if _, err := d.Token(); err != nil {
+		return
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return
+	}
+	return addr, exp, md, hasMD, haveA && haveE
+}
+
+// FuzzParseRecordStrict checks ParseRecord against encoding/json in both
+// directions: it accepts exactly what a strict encoding/json decoding (one
+// object, the three fields in exact case, no duplicate, string values,
+// metadata an object of strings, valid UTF-8) accepts and Record's rules
+// allow, and reads the same values.
+func FuzzParseRecordStrict(f *testing.F) {
+	f.Add([]byte(`{"address":"10.0.0.1:80","expires":"2030-01-01T00:00:00.5Z"}`))
+	f.Add([]byte(`{"address":"[::1]:443","expires":"2030-01-01T00:00:00+02:00","metadata":{"zone":"a","w":"\u00e9"}}`))
+	f.Add([]byte(` {"addr\u0065ss":"h.example:1" , "expires":"2030-01-01T00:00:00Z","metadata":{"\ud800":"\"\\\/\b\f\n\r\t"}} `))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseRecord(b)
+		addr, exp, md, hasMD, ok := strictJSON(b)
+		if err == nil {
+			if !ok {
+				t.Fatalf("ParseRecord accepted %q, strict encoding/json rejects it", b)
+			}
+			e, _ := time.Parse(time.RFC3339Nano, exp)
+			if addr != r.Address || !e.Equal(r.Expires) || !maps.Equal(md, r.Metadata) || (hasMD && r.Metadata == nil) {
+				t.Fatalf("%q: ParseRecord %+v, encoding/json %q %q %v", b, r, addr, exp, md)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		e, perr := time.Parse(time.RFC3339Nano, exp)
+		if perr != nil {
+			return
+		}
+		if (Record{Address: addr, Expires: e, Metadata: md}).check() != nil {
+			return
+		}
+		if hasMD && len(md) > MaxMetadata {
+			return
+		}
+		t.Fatalf("ParseRecord rejected %q (%v), which strict encoding/json accepts", b, err)
 	})
 }

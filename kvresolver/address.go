@@ -124,7 +124,7 @@ func normalize(addrs []string) (valid []string, bad []error) {
 }
 
 // maxJoined is how many errors joinSome names; it counts the rest.
-const maxJoined = 3
+const maxJoined = 8
 
 // joinSome joins the first few of errs and counts the others, so that an
 // error or a log line about thousands of bad addresses or records stays

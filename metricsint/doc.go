@@ -56,7 +56,10 @@
 // methods whose names differ only in replaced bytes share their metrics.
 //
 // A handled code outside grpc-go's known codes is spelled as
-// codes.Code.String() sanitized: handled.Code_99_. On the server a handler
+// codes.Code.String() sanitized: handled.Code_99_. Only the first 16 such
+// codes seen on a side get names of their own; further ones (a server may
+// send any number as its status code) are counted under handled.Code_other,
+// so that a peer cannot grow the registry without bound. On the server a handler
 // that panics is counted as handled.Internal before the panic goes on; a
 // context error returned by a handler counts as Canceled or
 // DeadlineExceeded, as grpc-go reports it to the peer. On the client a

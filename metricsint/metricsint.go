@@ -27,6 +27,11 @@ const DefaultMaxMethods = 1000
 // (codes.Unauthenticated); per-code counters for these are cached in an array.
 const numCodes = int(codes.Unauthenticated) + 1
 
+// maxOddCodes is the number of distinct codes outside grpc-go's known ones
+// that get counters of their own on one side. A server can send any number
+// as a grpc-status, so further ones share the handled.Code_other counter.
+const maxOddCodes = 16
+
 // Option configures New and the New*Interceptor functions.
 type Option interface {
 	apply(*options)
@@ -165,6 +170,7 @@ type metricSet struct {
 	base     string
 	handled  [numCodes]atomic.Pointer[counterRef]
 	extra    map[codes.Code]Counter // codes >= numCodes; guarded by side.mu
+	oddOther Counter                // codes past side.oddCodes; guarded by side.mu
 }
 
 type counterRef struct{ c Counter }
@@ -182,9 +188,10 @@ type side struct {
 	strm  sync.Map // full method -> *metricSet
 	full  atomic.Bool
 
-	mu    sync.Mutex // serialises resolution; guards n, other, metricSet.extra
-	n     int
-	other *metricSet
+	mu       sync.Mutex // serialises resolution; guards n, other, oddCodes, metricSet.extra and oddOther
+	n        int
+	other    *metricSet
+	oddCodes map[codes.Code]bool // codes >= numCodes with names of their own, at most maxOddCodes
 }
 
 func newSide(b Backend, prefix, name string, o options) (*side, []error) {
@@ -316,11 +323,23 @@ func (s *side) handledSlow(ms *metricSet, c codes.Code) Counter {
 	} else {
 		var ok bool
 		if ctr, ok = ms.extra[c]; !ok {
-			ctr = s.counter(ms.base+codeName(c), &errs)
-			if ms.extra == nil {
-				ms.extra = make(map[codes.Code]Counter)
+			switch {
+			case s.oddCodes[c] || len(s.oddCodes) < maxOddCodes:
+				if s.oddCodes == nil {
+					s.oddCodes = make(map[codes.Code]bool)
+				}
+				s.oddCodes[c] = true
+				ctr = s.counter(ms.base+codeName(c), &errs)
+				if ms.extra == nil {
+					ms.extra = make(map[codes.Code]Counter)
+				}
+				ms.extra[c] = ctr
+			case ms.oddOther == nil:
+				ms.oddOther = s.counter(ms.base+nameHandledOther, &errs)
+				ctr = ms.oddOther
+			default:
+				ctr = ms.oddOther
 			}
-			ms.extra[c] = ctr
 		}
 	}
 	s.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -602,5 +603,42 @@ func TestContextErrors(t *testing.T) {
 		"a_B.C.server.handled.Unknown":          1,
 		"a_B.C.server.handled.Code_99_":         1,
 		"total.server.handled.Code_99_":         1,
+	})
+}
+
+// TestOddCodesBounded has a server answer every call with a different status
+// code outside grpc-go's known ones (a grpc-status header may carry any
+// number): the client's registry must not grow with each new code.
+func TestOddCodesBounded(t *testing.T) {
+	reg := metrics.NewRegistry()
+	var next atomic.Uint32
+	env := startEnv(t,
+		[]grpc.ServerOption{grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
+			return status.Error(codes.Code(1000+next.Add(1)), "odd")
+		})},
+		[]grpc.DialOption{grpc.WithChainUnaryInterceptor(metricsint.NewUnaryClientInterceptor(reg, "rpc"))})
+	ctx := testCtx(t)
+	const calls = 100
+	const maxOddCodes = 16 // as documented
+	for range calls {
+		err := env.conn.Invoke(ctx, "/odd.Svc/M", wrapperspb.String("x"), new(wrapperspb.StringValue))
+		if c := status.Code(err); c <= codes.Unauthenticated {
+			t.Fatalf("call error = %v, want a code outside the known ones", err)
+		}
+	}
+	named := 0
+	reg.Each(func(name string, _ any) {
+		if strings.HasPrefix(name, "rpc.odd_Svc.M.client.handled.") {
+			named++
+		}
+	})
+	if named > maxOddCodes+1 {
+		t.Errorf("%d handled counters for one method after %d distinct codes, want at most %d", named, calls, maxOddCodes+1)
+	}
+	expect(t, reg, map[string]int64{
+		"rpc.odd_Svc.M.client.started":            calls,
+		"rpc.odd_Svc.M.client.handled.Code_1001_": 1,
+		"rpc.odd_Svc.M.client.handled.Code_other": calls - maxOddCodes,
+		"rpc.total.client.handled.Code_other":     calls - maxOddCodes,
 	})
 }

@@ -15,12 +15,15 @@ const (
 	totalSegment = "total"
 	otherSegment = "_other"
 
-	nameStarted     = "started"
-	nameHandled     = "handled."
-	nameLatency     = "latency"
-	nameInFlight    = "in_flight"
-	nameMsgSent     = "msg_sent"
-	nameMsgReceived = "msg_received"
+	nameStarted = "started"
+	nameHandled = "handled."
+	// nameHandledOther counts the codes outside grpc-go's known ones past
+	// the first maxOddCodes of a side.
+	nameHandledOther = nameHandled + "Code_other"
+	nameLatency      = "latency"
+	nameInFlight     = "in_flight"
+	nameMsgSent      = "msg_sent"
+	nameMsgReceived  = "msg_received"
 )
 
 // safeByte reports whether b may appear in a service or method segment.

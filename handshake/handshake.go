@@ -34,7 +34,9 @@ type ClientFunc func(ctx context.Context, m Messenger, inner credentials.AuthInf
 // inner is the inner credentials' AuthInfo. What it returns is kept in the
 // connection's AuthInfo (AuthInfo.Value), read back in handlers with
 // FromContext. Return Reject(reason) to refuse the client with a reason it is
-// told; any other error is reported to the client as a generic failure.
+// told; any other error is reported to the client as a generic failure. It
+// must return once ctx is done: the wrapper cannot stop it, and until it
+// returns its connection holds one of the WithMaxConcurrentHandshakes slots.
 type ServerFunc func(ctx context.Context, m Messenger, inner credentials.AuthInfo) (any, error)
 
 // Funcs are the two sides of the custom exchange. One value usually serves

@@ -44,7 +44,9 @@ func newConfig(opts []Option) config {
 // WithTimeout bounds the whole handshake, the inner credentials' included, on
 // both sides (default 10s). On the server, where grpc-go passes no context,
 // it is imposed with connection deadlines. A client also honors the context
-// grpc-go passes, whichever ends first. A value <= 0 keeps the default.
+// grpc-go passes, whichever ends first. A side that times out then spends at
+// most min(d/4, 1s) more writing a "handshake timed out" rejection to the
+// peer. A value <= 0 keeps the default.
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {

@@ -307,8 +307,11 @@ func TestRotationUnderLoad(t *testing.T) {
 		WithBackdate(0), withEvents(events))
 	// The default TTL: stale bundles stay cached across rotations. The
 	// handshake timeout is also how close to its expiry a session may be
-	// resumed.
-	creds := NewClientTransportCredentials(store, WithHandshakeTimeout(time.Second))
+	// resumed. Rotations come every second here, so the refetch a mismatch
+	// forces must be allowed more often than the default once a second
+	// (under load the first mismatch after one rotation can come less than
+	// a second before the next).
+	creds := NewClientTransportCredentials(store, WithHandshakeTimeout(time.Second), WithRefetchInterval(50*time.Millisecond))
 	defer creds.Close()
 	first := ts.creds.Certificate()
 

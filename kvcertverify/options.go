@@ -198,7 +198,9 @@ func WithNegativeTTL(d time.Duration) ClientOption {
 
 // WithRefetchInterval sets the least time between two refetches of one
 // address forced by a certificate that is not in the cached bundle
-// (default 1s). It bounds the store reads an impostor can cause. Zero
+// (default 1s). It bounds the store reads an impostor can cause. Keep it
+// well below the servers' rotation interval (lifetime × rotate-at): a
+// mismatch within it of the last forced refetch fails without one. Zero
 // allows a refetch on every mismatch.
 func WithRefetchInterval(d time.Duration) ClientOption {
 	return clientOption(func(c *clientConfig) { c.refetchInterval = d })

@@ -2,15 +2,7 @@ package handshake_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +11,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/grpcutil/grpcutil/internal/testcert"
 )
 
 // testTimeout bounds every wait in the tests; generous, since the machine is
@@ -27,66 +21,6 @@ const (
 	testTimeout  = 20 * time.Second
 	shortTimeout = 300 * time.Millisecond
 )
-
-// testPKI is a CA and a server leaf for 127.0.0.1, minted per test binary.
-type testPKI struct {
-	roots  *x509.CertPool
-	server tls.Certificate
-}
-
-var (
-	pkiOnce sync.Once
-	pki     testPKI
-)
-
-func getPKI(t testing.TB) testPKI {
-	t.Helper()
-	pkiOnce.Do(func() {
-		caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		now := time.Now()
-		caTmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "handshake test CA"},
-			NotBefore:             now.Add(-time.Hour),
-			NotAfter:              now.Add(time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign,
-		}
-		caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-		if err != nil {
-			panic(err)
-		}
-		ca, err := x509.ParseCertificate(caDER)
-		if err != nil {
-			panic(err)
-		}
-		leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		leafTmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(2),
-			Subject:      pkix.Name{CommonName: "127.0.0.1"},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
-		if err != nil {
-			panic(err)
-		}
-		pki.roots = x509.NewCertPool()
-		pki.roots.AddCert(ca)
-		pki.server = tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}
-	})
-	return pki
-}
 
 // innerCreds is one kind of inner credentials for the matrix.
 type innerCreds struct {
@@ -115,11 +49,19 @@ var inners = []innerCreds{
 }
 
 func tlsClient(t testing.TB) credentials.TransportCredentials {
-	return credentials.NewTLS(&tls.Config{RootCAs: getPKI(t).roots, MinVersion: tls.VersionTLS13})
+	c, err := testcert.ClientCreds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func tlsServer(t testing.TB) credentials.TransportCredentials {
-	return credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{getPKI(t).server}, MinVersion: tls.VersionTLS13})
+	c, err := testcert.ServerCreds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // result is what one server handshake produced.
